@@ -1,0 +1,49 @@
+// Logging with pino: JSON lines by default, pino-pretty on a terminal; one line per connection.
+import pino, { type Logger } from 'pino';
+import type { LogConfig } from './config/types.js';
+import type { Connection } from './connection.js';
+
+export type { Logger };
+
+/** A pino logger writing to stdout; pretty when asked, or when auto and stdout is a terminal. */
+export function createLogger(cfg: LogConfig): Logger {
+  const pretty = cfg.format === 'pretty' || (cfg.format === 'auto' && process.stdout.isTTY === true);
+  const options = { level: cfg.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (pretty) {
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard' } },
+    });
+  }
+  // Synchronous writes: a line is on stdout before the process can exit or be killed.
+  return pino(options, pino.destination({ dest: 1, sync: true }));
+}
+
+/** The fields of the one line written when a connection ends, relayed or refused. */
+export function connectionFields(c: Connection): Record<string, unknown> {
+  const end = c.closedAt ?? performance.now();
+  return {
+    conn: c.id,
+    client: c.clientAddress,
+    client_port: c.clientPort,
+    listener: c.listener,
+    protocol: c.protocol,
+    sni: c.sni,
+    alpn: c.alpn,
+    host: c.host,
+    route: c.route?.name,
+    backend: c.backend?.text,
+    bytes_client_to_backend: c.bytesUp,
+    bytes_backend_to_client: c.bytesDown,
+    detect_ms: round(c.detectMs),
+    connect_ms: round(c.connectMs),
+    duration_ms: round(end - c.acceptedAt),
+    end: c.end,
+    reject: c.reject,
+    code: c.code,
+  };
+}
+
+function round(ms: number | undefined): number | undefined {
+  return ms === undefined ? undefined : Math.round(ms * 1000) / 1000;
+}

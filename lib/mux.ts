@@ -1,0 +1,163 @@
+// The mux: owns the listeners, the config in force and the live connections; wires the stages together.
+import type net from 'node:net';
+import type { Config } from './config/types.js';
+import type { ConnectFailure } from './connect/connector.js';
+import { Connection, type ConnectionContext, type ConnectionObserver } from './connection.js';
+import { Listeners } from './listen/listener.js';
+import { connectionFields, type Logger } from './log.js';
+import { ipBytes } from './net/address.js';
+import { Router } from './route/router.js';
+
+/** Optional side observers (metrics); called after the mux's own bookkeeping. */
+export type MuxObserver = ConnectionObserver & {
+  onAccepted?(c: Connection): void;
+};
+
+export interface MuxOptions {
+  logger: Logger;
+  observer?: MuxObserver;
+}
+
+export class Mux implements ConnectionObserver {
+  /** Connections accepted and not yet closed, in any stage. */
+  readonly live = new Set<Connection>();
+  private ctx: ConnectionContext;
+  private readonly listeners: Listeners;
+  private readonly perSource = new Map<string, number>();
+  private readonly log: Logger;
+  private readonly observer: MuxObserver | undefined;
+  private nextId = 1;
+  private stopping = false;
+  private lastLimitLog = 0;
+  private suppressedLimitLogs = 0;
+  private drained: (() => void) | undefined;
+
+  constructor(config: Config, options: MuxOptions) {
+    this.log = options.logger;
+    this.observer = options.observer;
+    this.ctx = { config, router: new Router(config.routes), observer: this };
+    this.listeners = new Listeners(this.accept);
+  }
+
+  get config(): Config {
+    return this.ctx.config;
+  }
+
+  /** Bound addresses by config text (useful when the config asked for port 0). */
+  addresses(): Map<string, net.AddressInfo> {
+    return this.listeners.addresses();
+  }
+
+  async start(): Promise<void> {
+    await this.listeners.update(this.ctx.config.listen);
+  }
+
+  /**
+   * Switches to a new, already validated config: new connections use it at once, live ones keep theirs,
+   * unchanged listeners stay open. If a new address cannot be bound, nothing changes and this throws.
+   */
+  async reload(config: Config): Promise<void> {
+    await this.listeners.update(config.listen);
+    this.ctx = { config, router: new Router(config.routes), observer: this };
+  }
+
+  /**
+   * Stops accepting, lets relayed connections finish for up to timeouts.drain, then closes the rest.
+   * Connections still detecting or connecting are refused at once: they have nothing to lose yet.
+   */
+  async stop(drainMs = this.ctx.config.timeouts.drain): Promise<void> {
+    this.stopping = true;
+    this.listeners.closeAll();
+    for (const c of this.live) if (c.relay === undefined) c.abort();
+    if (this.live.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        for (const c of this.live) c.abort();
+        resolve();
+      }, drainMs);
+      this.drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.drained = undefined;
+  }
+
+  /** Closes every connection now (second signal). */
+  abortAll(): void {
+    this.stopping = true;
+    this.listeners.closeAll();
+    for (const c of this.live) c.abort();
+  }
+
+  private readonly accept = (socket: net.Socket, listener: string): void => {
+    const source = ipBytes(socket.remoteAddress ?? '');
+    const c = new Connection(this.nextId++, socket, listener, this.ctx, source);
+    this.live.add(c);
+    const key = sourceKey(source);
+    if (key !== undefined) this.perSource.set(key, (this.perSource.get(key) ?? 0) + 1);
+    this.observer?.onAccepted?.(c);
+    const limits = this.ctx.config.limits;
+    if (this.stopping) c.refuse('shutdown');
+    else if (this.live.size > limits.maxConnections) c.refuse('limit');
+    else if (key !== undefined && this.perSource.get(key)! > limits.maxConnectionsPerSource)
+      c.refuse('limit');
+    else c.start();
+  };
+
+  onRouted(c: Connection): void {
+    this.observer?.onRouted(c);
+  }
+
+  onConnectFailure(c: Connection, f: ConnectFailure): void {
+    this.log.warn(
+      { conn: c.id, route: c.route?.name, backend: f.backend.text, code: f.code, ms: Math.round(f.ms) },
+      'backend connect failed',
+    );
+    this.observer?.onConnectFailure(c, f);
+  }
+
+  onConnected(c: Connection): void {
+    this.observer?.onConnected(c);
+  }
+
+  onClosed(c: Connection): void {
+    this.live.delete(c);
+    const key = sourceKey(c.source);
+    if (key !== undefined) {
+      const n = this.perSource.get(key)! - 1;
+      if (n === 0) this.perSource.delete(key);
+      else this.perSource.set(key, n);
+    }
+    this.logClosed(c);
+    this.observer?.onClosed(c);
+    if (this.live.size === 0) this.drained?.();
+  }
+
+  private logClosed(c: Connection): void {
+    if (c.reject === 'limit') {
+      // A flood must not become a log flood: one line a second, with the count it stands for.
+      const now = performance.now();
+      if (now - this.lastLimitLog < 1000) {
+        this.suppressedLimitLogs++;
+        return;
+      }
+      this.lastLimitLog = now;
+      this.log.warn(
+        { ...connectionFields(c), suppressed: this.suppressedLimitLogs },
+        'connection refused: limit reached',
+      );
+      this.suppressedLimitLogs = 0;
+      return;
+    }
+    if (c.reject !== undefined) this.log.info(connectionFields(c), `connection refused: ${c.reject}`);
+    else this.log.info(connectionFields(c), 'connection closed');
+  }
+}
+
+/** Limits count per IPv4 address and per IPv6 /64 (one home or VPS usually holds a whole /64). */
+function sourceKey(ip: Uint8Array | undefined): string | undefined {
+  if (ip === undefined) return undefined;
+  if (ip.length === 4) return `${ip[0]}.${ip[1]}.${ip[2]}.${ip[3]}`;
+  return Buffer.from(ip.buffer, ip.byteOffset, 8).toString('hex');
+}

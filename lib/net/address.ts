@@ -1,0 +1,200 @@
+// Pure parsers and matchers for the addresses sni-mux reads from config and sockets: host:port, CIDRs, IP bytes.
+import type { Cidr, Endpoint } from '../config/types.js';
+
+export type EndpointResult = { kind: 'ok'; endpoint: Endpoint } | { kind: 'error'; message: string };
+export type CidrResult = { kind: 'ok'; cidr: Cidr } | { kind: 'error'; message: string };
+
+const HEX = /^[0-9a-fA-F]{1,4}$/;
+const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/i;
+
+/** Dotted-quad IPv4 into `out` at `at`; false unless exactly four decimal octets without leading zeros. */
+function parseIpv4Into(text: string, out: Uint8Array, at: number): boolean {
+  const parts = text.split('.');
+  if (parts.length !== 4) return false;
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i]!;
+    // Leading zeros are refused: some stacks read "010" as octal, so the meaning would be ambiguous.
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return false;
+    const n = Number(p);
+    if (n > 255) return false;
+    out[at + i] = n;
+  }
+  return true;
+}
+
+/** RFC 4291 text form (with "::" and an optional dotted-quad tail) into 16 bytes. */
+function parseIpv6(text: string): Uint8Array | undefined {
+  const dbl = text.indexOf('::');
+  if (dbl !== -1 && text.indexOf('::', dbl + 1) !== -1) return undefined;
+  const head = dbl === -1 ? text : text.slice(0, dbl);
+  const tail = dbl === -1 ? '' : text.slice(dbl + 2);
+  // A dotted quad may only end the whole address: the tail, or the head when there is no "::".
+  const hw = words(head, dbl === -1);
+  const tw = words(tail, true);
+  if (hw === undefined || tw === undefined) return undefined;
+  if (dbl === -1 ? hw.length !== 8 : hw.length + tw.length > 7) return undefined;
+  const out = new Uint8Array(16);
+  const put = (w: number[], at: number): void => {
+    for (let i = 0; i < w.length; i++) {
+      out[at + i * 2] = w[i]! >> 8;
+      out[at + i * 2 + 1] = w[i]! & 0xff;
+    }
+  };
+  put(hw, 0);
+  put(tw, 16 - tw.length * 2);
+  return out;
+}
+
+/** Colon-separated hex groups as 16-bit words; a trailing dotted quad counts as two words. */
+function words(text: string, v4Last: boolean): number[] | undefined {
+  if (text === '') return [];
+  const groups = text.split(':');
+  const out: number[] = [];
+  for (let i = 0; i < groups.length; i++) {
+    const g = groups[i]!;
+    if (g.includes('.')) {
+      const b = new Uint8Array(4);
+      if (!v4Last || i !== groups.length - 1 || !parseIpv4Into(g, b, 0)) return undefined;
+      out.push((b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!);
+    } else {
+      if (!HEX.test(g)) return undefined;
+      out.push(Number.parseInt(g, 16));
+    }
+  }
+  return out;
+}
+
+function isV4Mapped(b: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
+  return b[10] === 0xff && b[11] === 0xff;
+}
+
+/**
+ * An IP literal as bytes: IPv4 → 4 bytes, IPv6 → 16 bytes, and IPv4-mapped IPv6 ("::ffff:1.2.3.4",
+ * how a dual-stack socket reports IPv4 clients) → the 4 IPv4 bytes, so one CIDR list serves both.
+ * A zone ("fe80::1%eth0") is ignored. Undefined when `ip` is not an IP literal.
+ */
+export function ipBytes(ip: string): Uint8Array | undefined {
+  if (ip.includes(':')) {
+    const pct = ip.indexOf('%');
+    const b = parseIpv6(pct === -1 ? ip : ip.slice(0, pct));
+    if (b === undefined) return undefined;
+    return isV4Mapped(b) ? b.slice(12) : b;
+  }
+  const out = new Uint8Array(4);
+  return parseIpv4Into(ip, out, 0) ? out : undefined;
+}
+
+/** True when `ip` (from ipBytes) is inside `c`. Different families never match. */
+export function cidrContains(c: Cidr, ip: Uint8Array): boolean {
+  const net = c.bytes;
+  if (ip.length !== net.length) return false;
+  const full = c.prefix >> 3;
+  for (let i = 0; i < full; i++) if (ip[i] !== net[i]) return false;
+  const rest = c.prefix & 7;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return ((ip[full]! ^ net[full]!) & mask) === 0;
+}
+
+/** DNS name syntax (letters, digits, "-", "_"; labels 1..63; total <= 253; one trailing dot allowed). */
+export function isHostname(text: string): boolean {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  if (name.length === 0 || name.length > 253) return false;
+  for (const label of name.split('.')) if (!LABEL.test(label)) return false;
+  return true;
+}
+
+function ipText(b: Uint8Array): string {
+  if (b.length === 4) return b.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
+  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+}
+
+/**
+ * "host:port", "[v6]:port" or "name:port"; messages say what to write instead.
+ * anyPort: a listen address may say port 0, "any free port" (tests, and the bound port is logged).
+ */
+export function parseEndpoint(text: string, anyPort = false): EndpointResult {
+  const err = (message: string): EndpointResult => ({ kind: 'error', message });
+  if (text.length === 0) return err('is empty; write "host:port", like "127.0.0.1:443"');
+  let host: string;
+  let portText: string;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1) return err(`"${text}" has no closing "]"; write IPv6 like "[::1]:443"`);
+    host = text.slice(1, close);
+    const after = text.slice(close + 1);
+    const pct = host.indexOf('%');
+    const addr = pct === -1 ? host : host.slice(0, pct);
+    const zone = pct === -1 ? '' : host.slice(pct + 1);
+    if (parseIpv6(addr) === undefined || (pct !== -1 && !/^[A-Za-z0-9_.-]+$/.test(zone))) {
+      return err(`"${host}" in brackets is not an IPv6 address`);
+    }
+    if (after === '') return err(`"${text}" needs a port, like "${text}:443"`);
+    if (!after.startsWith(':'))
+      return err(`"${text}": write the port after the brackets, like "[${host}]:443"`);
+    portText = after.slice(1);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon === -1) return err(`"${text}" needs a port, like "${text}:443"`);
+    if (text.indexOf(':') !== colon) {
+      // "2001:db8::1:443" is itself valid IPv6, but a trailing decimal group most likely meant a port.
+      const tail = text.slice(colon + 1);
+      const split = /^[0-9]{1,5}$/.test(tail) && parseIpv6(text.slice(0, colon)) !== undefined;
+      const like = split
+        ? `[${text.slice(0, colon)}]:${tail}`
+        : `[${parseIpv6(text) !== undefined ? text : '2001:db8::1'}]:443`;
+      return err(`"${text}": put IPv6 addresses in brackets, like "${like}"`);
+    }
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host === '') return err(`"${text}" needs a host before the port, like "0.0.0.0${text}"`);
+    if (/^[0-9.]+$/.test(host)) {
+      if (ipBytes(host) === undefined) return err(`"${host}" is not a valid IPv4 address`);
+    } else if (!isHostname(host)) {
+      return err(`"${host}" is not a valid host name or IP address`);
+    }
+  }
+  const min = anyPort ? 0 : 1;
+  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < min || Number(portText) > 65535) {
+    return err(`port "${portText}" in "${text}" must be a number from ${min} to 65535`);
+  }
+  return { kind: 'ok', endpoint: { host, port: Number(portText), text } };
+}
+
+/** "net/prefix" or a bare address (= /32 or /128). Host bits must be zero, so typos are caught. */
+export function parseCidr(text: string): CidrResult {
+  const err = (message: string): CidrResult => ({ kind: 'error', message });
+  const slash = text.indexOf('/');
+  const addr = slash === -1 ? text : text.slice(0, slash);
+  if (addr.includes('%')) return err(`"${text}": zones ("%eth0") are not allowed in a CIDR`);
+  let bytes = ipBytes(addr);
+  if (bytes === undefined) {
+    return err(`"${addr}" is not an IP address; write a CIDR like "10.0.0.0/8" or "2001:db8::/32"`);
+  }
+  const max = addr.includes(':') ? 128 : 32;
+  let prefix = bytes.length * 8;
+  if (slash !== -1) {
+    const p = text.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > max) {
+      return err(`"${text}": prefix "/${p}" must be a number from 0 to ${max}`);
+    }
+    prefix = Number(p);
+    // ipBytes folded an IPv4-mapped address to 4 bytes: its prefix counts the 96 mapped bits too.
+    if (max === 128 && bytes.length === 4) {
+      if (prefix < 96) bytes = parseIpv6(addr)!;
+      else prefix -= 96;
+    }
+  }
+  const masked = bytes.slice();
+  for (let i = 0; i < masked.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    masked[i] = masked[i]! & ((0xff << (8 - keep)) & 0xff);
+  }
+  if (masked.some((b, i) => b !== bytes[i])) {
+    return err(`"${text}" has bits set after the prefix; did you mean "${ipText(masked)}/${prefix}"?`);
+  }
+  return { kind: 'ok', cidr: { family: masked.length === 4 ? 4 : 6, bytes: masked, prefix, text } };
+}

@@ -1,0 +1,107 @@
+// Starts a real sni-mux process from dist/bin for a test and reads its JSON log lines.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Test } from 'tap';
+
+export const BIN = new URL('../../dist/bin/sni-mux.js', import.meta.url).pathname;
+
+export type LogLine = Record<string, unknown> & { msg: string; level: number };
+
+export interface MuxProcess {
+  proc: ChildProcess;
+  pid: number;
+  /** Port of the first listener. */
+  port: number;
+  /** Bound ports by listen text, in config order. */
+  ports: number[];
+  configFile: string;
+  logs: LogLine[];
+  stderr: string;
+  /** Resolves with the first log line (already seen or future) that satisfies pred. */
+  waitForLog(pred: (l: LogLine) => boolean): Promise<LogLine>;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Writes the TOML to a temp file and runs `sni-mux --config` on it; the test's teardown stops it. */
+export async function startMux(t: Test, toml: string, extraArgs: string[] = []): Promise<MuxProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'snimux-'));
+  const configFile = join(dir, 'mux.toml');
+  writeFileSync(configFile, toml);
+  const proc = spawn(process.execPath, [BIN, '--config', configFile, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let stderr = '';
+  proc.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  createInterface({ input: proc.stdout! }).on('line', (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text) as LogLine;
+    } catch {
+      return;
+    }
+    logs.push(line);
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (waiters[i]!.pred(line)) waiters.splice(i, 1)[0]!.resolve(line);
+    }
+  });
+  const waitForLog = (pred: (l: LogLine) => boolean): Promise<LogLine> => {
+    const seen = logs.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => waiters.push({ pred, resolve }));
+  };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    return exited;
+  };
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  });
+
+  const started = await Promise.race([
+    waitForLog((l) => l.msg === 'sni-mux started'),
+    exited.then((code) => {
+      throw new Error(`sni-mux exited with ${code} before starting:\n${stderr}`);
+    }),
+  ]);
+  const listeners = started.listeners as { port: number }[];
+  return {
+    proc,
+    pid: proc.pid!,
+    port: listeners[0]!.port,
+    ports: listeners.map((l) => l.port),
+    configFile,
+    logs,
+    get stderr() {
+      return stderr;
+    },
+    waitForLog,
+    exited,
+    stop,
+  };
+}
+
+/** Waits for the one log line of a finished connection with the given client port. */
+export function connectionLine(mux: MuxProcess, clientPort: number): Promise<LogLine> {
+  return mux.waitForLog(
+    (l) => l.client_port === clientPort && (l.end !== undefined || l.reject !== undefined),
+  );
+}
+
+/** Open file descriptors of a process (Linux). */
+export async function fdCount(pid: number): Promise<number> {
+  const { readdir } = await import('node:fs/promises');
+  return (await readdir(`/proc/${pid}/fd`)).length;
+}
