@@ -6,7 +6,7 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { detect, PROBES } from '../lib/detect/detect.js';
 import { probeAdb } from '../lib/detect/probes/adb.js';
-import { HTTP_METHODS, normalizeHost, probeHttp, scanHttpHeaders } from '../lib/detect/probes/http.js';
+import { HTTP_METHODS, MAX_SCAN, normalizeHost, probeHttp, scanHttpHeaders } from '../lib/detect/probes/http.js';
 import { probeMqtt } from '../lib/detect/probes/mqtt.js';
 import { probeOpenvpn } from '../lib/detect/probes/openvpn.js';
 import { probePostgres } from '../lib/detect/probes/postgres.js';
@@ -649,3 +649,12 @@ for (const [cmd, protocol, client] of live) {
     },
   );
 }
+
+t.test('HTTP: Host must come within the first MAX_SCAN bytes, so a trickle cannot cost O(n²)', async (t) => {
+  const head = 'GET / HTTP/1.1\r\nX-Pad: ';
+  const padded = Buffer.from(`${head}${'a'.repeat(MAX_SCAN)}\r\nHost: late.example\r\n\r\n`);
+  const r = probeHttp(padded);
+  t.equal(r.kind, 'invalid');
+  const early = Buffer.from(`GET / HTTP/1.1\r\nHost: early.example\r\nX-Pad: ${'a'.repeat(MAX_SCAN)}\r\n\r\n`);
+  t.match(probeHttp(early), { kind: 'match', detection: { host: 'early.example' } });
+});

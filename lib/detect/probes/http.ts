@@ -134,7 +134,24 @@ export const probeHttp: Probe = (buf) => {
   }
   if (buf[i] !== LF) return BAD_LINE_END;
   i++;
-  const h = scanHttpHeaders(buf, i);
+  // Every new chunk rescans from the start, so an unbounded scan would cost O(n²) for a trickling
+  // client; like nginx's 8k header buffer, a Host must come within the first MAX_SCAN bytes.
+  if (n > MAX_SCAN) {
+    const h = scanHttpHeaders(buf.subarray(0, MAX_SCAN), i);
+    return h.kind === 'need-more' ? HEADERS_TOO_LONG : resultOf(h);
+  }
+  return resultOf(scanHttpHeaders(buf, i));
+};
+
+/** Bytes of request line and headers searched for Host. */
+export const MAX_SCAN = 16384;
+const HEADERS_TOO_LONG: ProbeResult = Object.freeze({
+  kind: 'invalid',
+  protocol: 'http',
+  reason: `no Host header and no end of headers in the first ${MAX_SCAN} bytes`,
+});
+
+function resultOf(h: HeaderScan): ProbeResult {
   switch (h.kind) {
     case 'host':
       return h.host === '' ? MATCH : { kind: 'match', detection: { protocol: 'http', host: h.host } };
@@ -145,7 +162,7 @@ export const probeHttp: Probe = (buf) => {
     case 'invalid':
       return h.result;
   }
-};
+}
 
 /** What a scan of an HTTP/1.x header block found. */
 export type HeaderScan =
