@@ -1,9 +1,10 @@
 // Measures parseClientHello on a ~300-byte captured hello and a ~2 KB post-quantum-sized one, in ns per parse.
-// Run: node --import=@tapjs/typescript/import benchmarks/micro-clienthello.ts   (or on the compiled output)
+// Run: node --import=@tapjs/typescript/import benchmarks/micro-clienthello.ts [--json]
 
 import { readFileSync } from 'node:fs';
 import { parseClientHello } from '../lib/detect/clienthello.js';
 import { buildClientHello } from '../test/helpers/hello-builder.js';
+import { nsPerCall, report } from './timing.js';
 
 const small = new Uint8Array(
   readFileSync(new URL('../test/fixtures/clienthello/openssl-sni-alpn.bin', import.meta.url)),
@@ -35,22 +36,11 @@ const cases: [string, Uint8Array][] = [
   ],
 ];
 
-// A sink the optimiser cannot see through, so parses are not dead code.
-let sink = 0;
-
-function bench(buf: Uint8Array, iterations: number): number {
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < iterations; i++) {
-    const r = parseClientHello(buf);
-    if (r.kind === 'match') sink += r.hello.length;
-  }
-  return Number(process.hrtime.bigint() - start) / iterations;
-}
-
+const results: Record<string, number> = {};
 for (const [name, buf] of cases) {
-  bench(buf, 200_000); // warm up into optimised code
-  let best = Number.POSITIVE_INFINITY;
-  for (let round = 0; round < 5; round++) best = Math.min(best, bench(buf, 500_000));
-  console.log(`${name} (${buf.length} B): ${best.toFixed(0)} ns/parse`);
+  results[`parse: ${name} (${buf.length} B)`] = nsPerCall(() => {
+    const r = parseClientHello(buf);
+    return r.kind === 'match' ? r.hello.length : 0;
+  }, 200_000);
 }
-if (sink === 42) console.log('');
+report(results);

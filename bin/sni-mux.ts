@@ -1,20 +1,32 @@
 #!/usr/bin/env node
 // The sni-mux command: parses arguments and wires config, logs and the mux together; nothing else.
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { AdminServer } from '../lib/admin.js';
 import { formatProblem, loadConfig } from '../lib/config/load.js';
 import type { Config } from '../lib/config/types.js';
 import { createLogger } from '../lib/log.js';
+import { Metrics } from '../lib/metrics.js';
 import { Mux } from '../lib/mux.js';
+import { AdminSlot } from '../lib/ops/admin-slot.js';
+import { fdLimitWarning } from '../lib/ops/fdlimit.js';
+import { Reloader } from '../lib/ops/reload.js';
+import { reloadCommand } from '../lib/ops/reload-command.js';
+import { serveUntilStopped } from '../lib/ops/signals.js';
+import { claimPidFile, pidFilePath } from '../lib/pidfile.js';
+import { dropPrivileges, resolveIdentity } from '../lib/privileges.js';
 import { describeRoutes } from '../lib/route/describe.js';
 import { VERSION } from '../lib/version.js';
 
 const USAGE = `Usage:
   sni-mux --config FILE          run the mux in the foreground
   sni-mux check --config FILE    validate FILE and print the routes it defines
+  sni-mux reload --config FILE   validate FILE, then send SIGHUP to the sni-mux named by its pid_file
+  sni-mux reload --pid-file FILE send SIGHUP to the sni-mux whose pid is in FILE
   sni-mux --version | --help
 
 Signals: SIGHUP reloads the config; SIGTERM or SIGINT drain and exit (a second one exits at once).
-Docs: docs/configuration.md`;
+Docs: docs/configuration.md, docs/operations.md`;
 
 async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parse>;
@@ -34,9 +46,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? 'run';
-  if (!['run', 'check'].includes(command) || positionals.length > 1) {
+  if (!['run', 'check', 'reload'].includes(command) || positionals.length > 1) {
     process.stderr.write(`sni-mux: unknown command "${positionals.join(' ')}"\n\n${USAGE}\n`);
     return 2;
+  }
+  if (command === 'reload') {
+    const io = { out: (s: string) => process.stdout.write(s), err: (s: string) => process.stderr.write(s) };
+    return reloadCommand({ config: values.config, pidFile: values['pid-file'] }, io);
   }
   if (values.config === undefined) {
     process.stderr.write(`sni-mux: --config FILE is required\n\n${USAGE}\n`);
@@ -60,6 +76,7 @@ function parse(argv: string[]) {
     allowPositionals: true,
     options: {
       config: { type: 'string', short: 'c' },
+      'pid-file': { type: 'string' },
       version: { type: 'boolean', short: 'V' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -80,9 +97,50 @@ async function readConfig(file: string): Promise<Config | undefined> {
 
 async function run(config: Config): Promise<number> {
   const log = createLogger(config.log);
-  const mux = new Mux(config, { logger: log });
+  // Who to become is settled before anything is bound: a wrong user must not leave ports taken.
+  const identity = resolveIdentity(config);
+  if (identity.kind === 'error') {
+    log.fatal({ user: config.user, group: config.group }, `cannot start: ${identity.message}`);
+    return 1;
+  }
+  const fd = fdLimitWarning(config.limits);
+  if (fd !== undefined) log.warn({ limit: fd.limit, needed: fd.needed }, fd.message);
+  // Metrics only cost anything when something can read them: the admin listener.
+  const metrics = config.admin === undefined ? undefined : new Metrics(config);
+  const admin =
+    metrics &&
+    config.admin &&
+    new AdminServer(config.admin.listen, metrics, (err) =>
+      log.error({ err: err.message }, 'admin listener error'),
+    );
+  const mux = new Mux(config, { logger: log, observer: metrics });
+  let adminAddress: AddressInfo | undefined;
+  const adminSlot = new AdminSlot(
+    admin,
+    (e) =>
+      metrics &&
+      new AdminServer(e, metrics, (err) => log.error({ err: err.message }, 'admin listener error')),
+    log,
+  );
+  const reloader = new Reloader({ mux, log, metrics, parts: [adminSlot] });
+  let stopped: Promise<number>;
+  const pidFile = pidFilePath(config);
   try {
     await mux.start();
+    adminAddress = await admin?.listen();
+    // Signals are handled before the pid file tells anyone where to send them.
+    stopped = serveUntilStopped({ mux, log, reloader, onDraining: () => adminSlot.setDraining() });
+    if (pidFile !== undefined) {
+      claimPidFile(pidFile, (path, code) => log.warn({ pid_file: path, code }, 'pid file left in place'));
+    }
+    if (identity.kind === 'switch') {
+      const { user, group } = identity.identity;
+      dropPrivileges(identity.identity);
+      log.info(
+        { user: user?.name, uid: process.getuid?.(), group: group.name, gid: process.getgid?.() },
+        'dropped privileges',
+      );
+    }
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'cannot start');
     return 1;
@@ -96,46 +154,14 @@ async function run(config: Config): Promise<number> {
         port: a.port,
       })),
       routes: config.routes.length,
+      admin: adminAddress && { address: adminAddress.address, port: adminAddress.port },
       config: config.file,
+      pid_file: pidFile,
     },
     'sni-mux started',
   );
 
-  let reloading = Promise.resolve();
-  process.on('SIGHUP', () => {
-    reloading = reloading.then(async () => {
-      const result = await loadConfig(config.file);
-      if (result.kind === 'error') {
-        log.error({ errors: result.errors.map(formatProblem) }, 'reload failed: keeping the old config');
-        return;
-      }
-      try {
-        await mux.reload(result.config);
-        log.info({ routes: result.config.routes.length }, 'config reloaded');
-      } catch (err) {
-        log.error({ err: (err as Error).message }, 'reload failed: keeping the old config');
-      }
-    });
-  });
-
-  return new Promise<number>((resolve) => {
-    let signals = 0;
-    const onStop = (signal: NodeJS.Signals): void => {
-      if (++signals > 1) {
-        log.warn({ signal }, 'second signal: closing every connection now');
-        mux.abortAll();
-        resolve(0);
-        return;
-      }
-      log.info({ signal, live: mux.live.size }, 'draining');
-      void mux.stop().then(() => {
-        log.info('stopped');
-        resolve(0);
-      });
-    };
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-  });
+  return stopped;
 }
 
 main(process.argv.slice(2)).then(

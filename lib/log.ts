@@ -1,5 +1,6 @@
 // Logging with pino: JSON lines by default, pino-pretty on a terminal; one line per connection.
 import pino, { type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { LogConfig } from './config/types.js';
 import type { Connection } from './connection.js';
 
@@ -9,13 +10,20 @@ export type { Logger };
 export function createLogger(cfg: LogConfig): Logger {
   const pretty = cfg.format === 'pretty' || (cfg.format === 'auto' && process.stdout.isTTY === true);
   const options = { level: cfg.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  // Synchronous writes, pretty or not: a line is on stdout before the process can exit or be killed
+  // (a pino transport would format in a worker thread and lose the last lines at exit).
   if (pretty) {
-    return pino({
-      ...options,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard' } },
+    const stream = pinoPretty({
+      colorize: process.stdout.isTTY === true,
+      translateTime: 'SYS:standard',
+      ignore: 'pid',
+      // One line per event, like the JSON: a connection's line stays one line in a terminal too.
+      singleLine: true,
+      sync: true,
+      destination: 1,
     });
+    return pino(options, stream);
   }
-  // Synchronous writes: a line is on stdout before the process can exit or be killed.
   return pino(options, pino.destination({ dest: 1, sync: true }));
 }
 

@@ -28,9 +28,11 @@ export class Mux implements ConnectionObserver {
   private readonly observer: MuxObserver | undefined;
   private nextId = 1;
   private stopping = false;
-  private lastLimitLog = 0;
+  // performance.now() starts near 0 with the process: a first refusal in its first second must be logged.
+  private lastLimitLog = Number.NEGATIVE_INFINITY;
   private suppressedLimitLogs = 0;
-  private drained: (() => void) | undefined;
+  /** Called when the last live connection closes (drain, abort). */
+  private readonly emptyWaiters = new Set<() => void>();
 
   constructor(config: Config, options: MuxOptions) {
     this.log = options.logger;
@@ -58,43 +60,53 @@ export class Mux implements ConnectionObserver {
    */
   async reload(config: Config): Promise<void> {
     await this.listeners.update(config.listen);
+    // A stop that came while binding closed the old set only: close what this call opened too.
+    if (this.stopping) this.listeners.closeAll();
     this.ctx = { config, router: new Router(config.routes), observer: this };
   }
 
   /**
-   * Stops accepting, lets relayed connections finish for up to timeouts.drain, then closes the rest.
-   * Connections still detecting or connecting are refused at once: they have nothing to lose yet.
+   * Stops accepting and lets the connections already accepted finish, for up to timeouts.drain; then
+   * closes the rest. Those still detecting or connecting go on to be relayed: their client got a
+   * connection, and refusing it now would drop it as surely as a restart.
    */
   async stop(drainMs = this.ctx.config.timeouts.drain): Promise<void> {
     this.stopping = true;
     this.listeners.closeAll();
-    for (const c of this.live) if (c.relay === undefined) c.abort();
-    if (this.live.size === 0) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const c of this.live) c.abort();
-        resolve();
-      }, drainMs);
-      this.drained = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.drained = undefined;
+    if (await this.untilEmpty(drainMs)) return;
+    this.log.warn({ live: this.live.size, drain_ms: drainMs }, 'drain timeout: closing the remaining connections');
+    await this.abortAll();
   }
 
-  /** Closes every connection now (second signal). */
-  abortAll(): void {
+  /** Closes every connection now (second signal, or the drain deadline) and waits for their reports. */
+  async abortAll(): Promise<void> {
     this.stopping = true;
     this.listeners.closeAll();
     for (const c of this.live) c.abort();
+    // Destroyed sockets report 'close' a turn of the loop later: wait, so their log lines are written.
+    await this.untilEmpty(ABORT_WAIT_MS);
+  }
+
+  /** True once no connection is left; false if `ms` passed first. */
+  private untilEmpty(ms: number): Promise<boolean> {
+    if (this.live.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (empty: boolean): void => {
+        clearTimeout(timer);
+        this.emptyWaiters.delete(onEmpty);
+        resolve(empty);
+      };
+      const onEmpty = (): void => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.emptyWaiters.add(onEmpty);
+    });
   }
 
   private readonly accept = (socket: net.Socket, listener: string): void => {
     const source = ipBytes(socket.remoteAddress ?? '');
     const c = new Connection(this.nextId++, socket, listener, this.ctx, source);
     this.live.add(c);
-    const key = sourceKey(source);
+    const key = countedKey(c);
     if (key !== undefined) this.perSource.set(key, (this.perSource.get(key) ?? 0) + 1);
     this.observer?.onAccepted?.(c);
     const limits = this.ctx.config.limits;
@@ -121,9 +133,18 @@ export class Mux implements ConnectionObserver {
     this.observer?.onConnected(c);
   }
 
+  /** A trusted proxy named the client: it counts against max_connections_per_source from now on. */
+  onProxyHeader(c: Connection): void {
+    const key = countedKey(c);
+    const n = key === undefined ? 0 : (this.perSource.get(key) ?? 0) + 1;
+    if (key !== undefined) this.perSource.set(key, n);
+    this.observer?.onProxyHeader?.(c);
+    if (n > this.ctx.config.limits.maxConnectionsPerSource) c.refuse('limit');
+  }
+
   onClosed(c: Connection): void {
     this.live.delete(c);
-    const key = sourceKey(c.source);
+    const key = countedKey(c);
     if (key !== undefined) {
       const n = this.perSource.get(key)! - 1;
       if (n === 0) this.perSource.delete(key);
@@ -131,7 +152,7 @@ export class Mux implements ConnectionObserver {
     }
     this.logClosed(c);
     this.observer?.onClosed(c);
-    if (this.live.size === 0) this.drained?.();
+    if (this.live.size === 0) for (const w of this.emptyWaiters) w();
   }
 
   private logClosed(c: Connection): void {
@@ -150,9 +171,23 @@ export class Mux implements ConnectionObserver {
       this.suppressedLimitLogs = 0;
       return;
     }
+    // Below info the line is dropped anyway: skip building its fields for every connection.
+    if (!this.log.isLevelEnabled('info')) return;
     if (c.reject !== undefined) this.log.info(connectionFields(c), `connection refused: ${c.reject}`);
     else this.log.info(connectionFields(c), 'connection closed');
   }
+}
+
+/** How long an abort waits for destroyed sockets to report closing: they do within a turn of the loop. */
+const ABORT_WAIT_MS = 1000;
+
+/**
+ * The key a connection counts under for max_connections_per_source: the peer's address; for a trusted
+ * PROXY peer (a load balancer carrying many clients), the client its header names, once read.
+ */
+function countedKey(c: Connection): string | undefined {
+  if (c.trustedPeer && c.proxyHeader?.command !== 'proxy') return undefined;
+  return sourceKey(c.source);
 }
 
 /** Limits count per IPv4 address and per IPv6 /64 (one home or VPS usually holds a whole /64). */

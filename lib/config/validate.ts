@@ -70,7 +70,8 @@ export function validateConfig(doc: Table, p: Problems): Config | undefined {
   const routes = readRoutes(p, doc.route, suggested.has('route'));
 
   if (listen !== undefined && admin !== undefined) {
-    const clash = listen.find((e) => sameEndpoint(e, admin));
+    // Port 0 asks the OS for a free port each time, so two of them never collide.
+    const clash = admin.port === 0 ? undefined : listen.find((e) => sameEndpoint(e, admin));
     if (clash !== undefined) {
       p.error(['admin', 'listen'], `"${admin.text}" is also in listen; give the admin endpoint its own port`);
     }

@@ -28,53 +28,89 @@ export function connectBackend(
   timeoutMs: number,
   handler: ConnectHandler,
 ): () => void {
-  let i = 0;
-  let socket: net.Socket | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let started = 0;
-  let done = false;
+  const a = new Attempts(backends, timeoutMs, handler);
+  a.next();
+  return a.cancel;
+}
 
-  const fail = (code: string): void => {
-    clearTimeout(timer);
-    socket?.removeListener('connect', onConnect).removeListener('error', onError);
-    socket?.destroy();
-    socket = undefined;
-    const backend = backends[i - 1]!;
-    handler.onConnectFailure({ backend, code, ms: elapsed() });
-    attempt();
-  };
-  const onError = (err: NodeJS.ErrnoException): void => fail(err.code ?? 'EUNKNOWN');
-  const onTimeout = (): void => fail('ETIMEDOUT');
-  const onConnect = (): void => {
-    clearTimeout(timer);
-    const s = socket!;
-    s.removeListener('connect', onConnect).removeListener('error', onError);
-    done = true;
-    handler.onConnected(s, backends[i - 1]!, elapsed());
-  };
-  const elapsed = (): number => performance.now() - started;
+/** The socket being connected points back to its attempts, so the handlers are shared, not closures. */
+const ATTEMPTS = Symbol('sni-mux.attempts');
+type Pending = net.Socket & { [ATTEMPTS]?: Attempts };
 
-  function attempt(): void {
-    if (done) return;
-    const backend = backends[i++];
+class Attempts {
+  private i = 0;
+  private socket: Pending | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private started = 0;
+  private done = false;
+
+  constructor(
+    private readonly backends: readonly Endpoint[],
+    private readonly timeoutMs: number,
+    private readonly handler: ConnectHandler,
+  ) {}
+
+  next(): void {
+    if (this.done) return;
+    const backend = this.backends[this.i++];
     if (backend === undefined) {
-      done = true;
-      handler.onAllFailed();
+      this.done = true;
+      this.handler.onAllFailed();
       return;
     }
-    started = performance.now();
-    socket = net.connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
-    socket.pause();
-    socket.once('connect', onConnect);
-    socket.on('error', onError);
-    timer = setTimeout(onTimeout, timeoutMs);
+    this.started = performance.now();
+    const s: Pending = net.connect({
+      host: backend.host,
+      port: backend.port,
+      allowHalfOpen: true,
+      noDelay: true,
+    });
+    s[ATTEMPTS] = this;
+    s.pause();
+    s.on('connect', onConnect);
+    s.on('error', onError);
+    this.socket = s;
+    this.timer = setTimeout(onTimeout, this.timeoutMs, this);
   }
 
-  attempt();
-  return () => {
-    if (done) return;
-    done = true;
-    clearTimeout(timer);
-    socket?.destroy();
+  readonly cancel = (): void => {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.socket?.destroy();
   };
+
+  /** Called by the listeners below. */
+  connected(s: Pending): void {
+    clearTimeout(this.timer);
+    s.removeListener('connect', onConnect).removeListener('error', onError);
+    s[ATTEMPTS] = undefined;
+    this.done = true;
+    this.handler.onConnected(s, this.backends[this.i - 1]!, performance.now() - this.started);
+  }
+
+  fail(code: string): void {
+    clearTimeout(this.timer);
+    const s = this.socket!;
+    s.removeListener('connect', onConnect).removeListener('error', onError);
+    s.destroy();
+    this.socket = undefined;
+    const backend = this.backends[this.i - 1]!;
+    this.handler.onConnectFailure({ backend, code, ms: performance.now() - this.started });
+    this.next();
+  }
+}
+
+// Listeners shared by every attempt: `this` is the socket being connected.
+
+function onConnect(this: Pending): void {
+  this[ATTEMPTS]!.connected(this);
+}
+
+function onError(this: Pending, err: NodeJS.ErrnoException): void {
+  this[ATTEMPTS]!.fail(err.code ?? 'EUNKNOWN');
+}
+
+function onTimeout(a: Attempts): void {
+  a.fail('ETIMEDOUT');
 }

@@ -100,6 +100,27 @@ export function connectionLine(mux: MuxProcess, clientPort: number): Promise<Log
   );
 }
 
+const taken = new WeakMap<MuxProcess, Set<LogLine>>();
+
+/**
+ * Waits for the next finished-connection line matching pred that no earlier call returned: for
+ * clients whose local port is unknown (ssh, openssl, openvpn).
+ */
+export function nextConnectionLine(
+  mux: MuxProcess,
+  pred: (l: LogLine) => boolean = () => true,
+): Promise<LogLine> {
+  const done = taken.get(mux) ?? new Set<LogLine>();
+  taken.set(mux, done);
+  return mux.waitForLog((l) => {
+    if (l.end === undefined && l.reject === undefined) return false;
+    if (done.has(l) || !pred(l)) return false;
+    // Taken as soon as it matches, so two waits pending at once never get the same line.
+    done.add(l);
+    return true;
+  });
+}
+
 /** Open file descriptors of a process (Linux). */
 export async function fdCount(pid: number): Promise<number> {
   const { readdir } = await import('node:fs/promises');

@@ -1,0 +1,243 @@
+// Coverage-guided mutational fuzzer for the parsers: keeps inputs that reach new blocks, saves any that break a check.
+//
+//   node --import @tapjs/typescript/import test/fuzz/fuzz.ts <target|all> [--minutes N] [--runs N] [--seed N]
+//
+// Not part of CI (test/fuzz-regressions.test.ts replays what it found). See test/fuzz/README.md.
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { Coverage } from './coverage.js';
+import { mutate, Rng } from './mutate.js';
+import type { FuzzTarget } from './target.js';
+
+const HERE = new URL('./', import.meta.url);
+/** A pure parser taking this long on one input is a finding too: a stranger could make it spin. */
+const SLOW_MS = 50;
+
+export interface FuzzReport {
+  target: string;
+  execs: number;
+  seconds: number;
+  corpus: number;
+  added: number;
+  features: number;
+  crashes: number;
+  slow: number;
+  /** Slowest single execution, ms (coverage collection excluded). */
+  maxMs: number;
+}
+
+export function corpusDir(target: string): URL {
+  return new URL(`corpus/${target}/`, HERE);
+}
+
+export function crashDir(target: string): URL {
+  return new URL(`crashes/${target}/`, HERE);
+}
+
+function readDir(dir: URL): Uint8Array[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .map((f) => new Uint8Array(readFileSync(new URL(f, dir))));
+}
+
+function save(dir: URL, data: Uint8Array, prefix = ''): string {
+  mkdirSync(dir, { recursive: true });
+  const name = prefix + createHash('sha1').update(data).digest('hex').slice(0, 16);
+  writeFileSync(new URL(name, dir), data);
+  return name;
+}
+
+/**
+ * Runs one target until the time or run budget is spent. `cov` must have been started before the
+ * target's modules were imported: V8 only counts blocks in functions compiled after that.
+ */
+export function fuzz(
+  target: FuzzTarget,
+  cov: Coverage,
+  opts: { ms: number; runs: number; seed: number },
+): FuzzReport {
+  const rng = new Rng(opts.seed);
+  const corpus: Uint8Array[] = [];
+  const crashKinds = new Set<string>();
+  let crashes = 0;
+  let slow = 0;
+  let added = 0;
+  let maxMs = 0;
+  let execs = 0;
+
+  /** Runs one input; returns the number of new coverage features, or -1 if it broke a check. */
+  const run = (data: Uint8Array): number => {
+    const t0 = performance.now();
+    try {
+      target.check(data);
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const kind = `${e.name}: ${e.message.replace(/\d+/g, 'N')}`;
+      crashes++;
+      if (!crashKinds.has(kind)) {
+        crashKinds.add(kind);
+        const name = save(crashDir(target.name), data);
+        console.log(`[${target.name}] FINDING ${name}: ${e.stack ?? e.message}`);
+      }
+      return -1;
+    } finally {
+      execs++;
+      const ms = performance.now() - t0;
+      if (ms > maxMs) maxMs = ms;
+      // A GC pause or a JIT tier-up also takes that long once: only an input slow every time counts.
+      if (ms > SLOW_MS && slowEveryTime(target, data)) {
+        slow++;
+        const name = save(crashDir(target.name), data, 'slow-');
+        console.log(`[${target.name}] SLOW ${name}: ${ms.toFixed(1)} ms for ${data.length} bytes`);
+      }
+    }
+    return cov.collect();
+  };
+
+  cov.reset();
+  const dir = corpusDir(target.name);
+  const stored = readDir(dir);
+  for (const data of [...stored, ...target.seeds()]) {
+    const d = data.length > target.maxLen ? data.subarray(0, target.maxLen) : data;
+    if (run(d) > 0 || stored.includes(data)) corpus.push(d);
+  }
+  // Seeds that added coverage join the stored corpus, so a later run starts where this one did.
+  for (const d of corpus) if (!stored.includes(d)) save(dir, d);
+  if (corpus.length === 0) corpus.push(new Uint8Array(0));
+
+  const start = performance.now();
+  let lastReport = start;
+  while (execs < opts.runs && performance.now() - start < opts.ms) {
+    // Favour recent finds: they sit at the frontier of what has been reached.
+    const i =
+      rng.below(2) === 0
+        ? corpus.length - 1 - rng.below(Math.min(corpus.length, 64))
+        : rng.below(corpus.length);
+    const input = mutate(corpus[i]!, rng.pick(corpus), target.dictionary, target.maxLen, rng);
+    if (run(input) > 0) {
+      corpus.push(input);
+      save(dir, input);
+      added++;
+    }
+    const now = performance.now();
+    if (now - lastReport > 60_000) {
+      lastReport = now;
+      console.log(
+        `[${target.name}] ${Math.round((now - start) / 1000)}s execs=${execs} corpus=${corpus.length} features=${cov.features} crashes=${crashes}`,
+      );
+    }
+  }
+  return {
+    target: target.name,
+    execs,
+    seconds: Math.round((performance.now() - start) / 1000),
+    corpus: corpus.length,
+    added,
+    features: cov.features,
+    crashes,
+    slow,
+    maxMs: Math.round(maxMs * 10) / 10,
+  };
+}
+
+/**
+ * Shrinks a target's stored corpus: replays it shortest first and keeps only the inputs that still add
+ * coverage, so the corpus in git stays small. Returns [before, after].
+ */
+export function minimize(target: FuzzTarget, cov: Coverage): [number, number] {
+  const dir = corpusDir(target.name);
+  if (!existsSync(dir)) return [0, 0];
+  const files = readdirSync(dir).map((f) => ({ f, data: new Uint8Array(readFileSync(new URL(f, dir))) }));
+  files.sort((a, b) => a.data.length - b.data.length || (a.f < b.f ? -1 : 1));
+  cov.reset();
+  let kept = 0;
+  for (const { f, data } of files) {
+    try {
+      target.check(data);
+    } catch {
+      // A corpus entry that breaks a check is a finding: keep it, the regression test will say so.
+    }
+    if (cov.collect() > 0) kept++;
+    else rmSync(new URL(f, dir));
+  }
+  return [files.length, kept];
+}
+
+function slowEveryTime(target: FuzzTarget, data: Uint8Array): boolean {
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    try {
+      target.check(data);
+    } catch {
+      // Reported by the first run.
+    }
+    if (performance.now() - t0 <= SLOW_MS) return false;
+  }
+  return true;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      minutes: { type: 'string', default: '5' },
+      runs: { type: 'string', default: String(Number.MAX_SAFE_INTEGER) },
+      seed: { type: 'string', default: String(Date.now() % 2 ** 31) },
+      list: { type: 'boolean', default: false },
+      minimize: { type: 'boolean', default: false },
+    },
+  });
+  // Coverage first, then the code under test: see fuzz().
+  const cov = positionals.length === 1 && positionals[0] !== 'all' ? new Coverage('/lib/') : undefined;
+  const { TARGETS } = await import('./targets/index.js');
+  if (values.list || positionals.length === 0) {
+    for (const t of TARGETS) console.log(`${t.name.padEnd(12)} ${t.about}`);
+    return;
+  }
+  if (cov === undefined) {
+    // One process per target: coverage stopped and restarted in one process misses code already compiled.
+    const names = positionals[0] === 'all' ? TARGETS.map((t) => t.name) : positionals;
+    for (const name of names) {
+      const args = [
+        ...process.execArgv,
+        process.argv[1]!,
+        name,
+        '--minutes',
+        values.minutes,
+        '--runs',
+        values.runs,
+        '--seed',
+        values.seed,
+      ];
+      if (values.minimize) args.push('--minimize');
+      const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
+      if (r.status !== 0) process.exitCode = r.status ?? 1;
+    }
+    return;
+  }
+  const name = positionals[0]!;
+  const target = TARGETS.find((t) => t.name === name);
+  if (target === undefined) {
+    console.error(`unknown target ${name}; try --list`);
+    process.exitCode = 2;
+    return;
+  }
+  if (values.minimize) {
+    const [before, after] = minimize(target, cov);
+    cov.stop();
+    console.log(`[${name}] corpus minimized: ${before} → ${after} inputs`);
+    return;
+  }
+  const seed = Number(values.seed);
+  console.log(`[${name}] seed=${seed} for ${values.minutes} min`);
+  const report = fuzz(target, cov, { ms: Number(values.minutes) * 60_000, runs: Number(values.runs), seed });
+  cov.stop();
+  console.log(JSON.stringify(report));
+  if (report.crashes > 0) process.exitCode = 1;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,295 @@
+// The logs of a real sni-mux process: one JSON line per connection with its fields, the start line, warnings, pretty mode.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import t, { type Test } from 'tap';
+import { exchange, tlsThrough } from './helpers/clients.js';
+import { BIN, connectionLine, startMux } from './helpers/mux.js';
+import { hasIpv6Loopback } from './helpers/programs.js';
+import { closedPort, listen, startEcho, startRecorder, startTlsBackend } from './helpers/servers.js';
+
+/** A backend that answers each chunk with `onData(socket)`: closes first, or resets. */
+async function startBackend(t: Test, onData: (s: net.Socket) => void) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    s.once('data', () => onData(s));
+  });
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { port: await listen(server) };
+}
+
+t.test(
+  'one JSON line per connection, with client, listener, protocol, sni, alpn, route, backend, bytes, duration, end',
+  async (t) => {
+    const tlsBackend = await startTlsBackend(t, 'app.example', ['h2']);
+    const rec = await startRecorder(t, 'plain');
+    const mux = await startMux(
+      t,
+      `listen = ["127.0.0.1:0"]
+[[route]]
+name = "app"
+sni = ["app.example"]
+backend = "127.0.0.1:${tlsBackend.port}"
+[[route]]
+name = "plain"
+protocol = "http"
+backend = "127.0.0.1:${rec.port}"
+`,
+    );
+    const r = await tlsThrough(mux.port, 'app.example', ['h2']);
+    const line = await connectionLine(mux, r.localPort);
+    t.match(line, {
+      level: 30,
+      msg: 'connection closed',
+      client: '127.0.0.1',
+      client_port: r.localPort,
+      listener: '127.0.0.1:0',
+      protocol: 'tls',
+      sni: 'app.example',
+      alpn: ['h2'],
+      route: 'app',
+      backend: `127.0.0.1:${tlsBackend.port}`,
+      bytes_client_to_backend: Number,
+      bytes_backend_to_client: Number,
+      duration_ms: Number,
+      detect_ms: Number,
+      connect_ms: Number,
+      end: 'client_closed',
+    });
+    t.ok((line.bytes_client_to_backend as number) > 0 && (line.bytes_backend_to_client as number) > 0);
+    t.ok((line.duration_ms as number) >= (line.detect_ms as number));
+    t.ok(typeof line.time === 'string' && !Number.isNaN(Date.parse(line.time)), 'ISO time');
+
+    const req = Buffer.from('GET / HTTP/1.1\r\nHost: Plain.Example:80\r\n\r\n');
+    const p = await exchange(mux.port, req);
+    t.match(await connectionLine(mux, p.localPort), {
+      protocol: 'http',
+      host: 'plain.example',
+      route: 'plain',
+      bytes_client_to_backend: req.length,
+      bytes_backend_to_client: p.reply.length,
+      end: 'client_closed',
+    });
+  },
+);
+
+t.test(
+  'the line says why it ended: backend closed, idle timeout, a reset with its code, a refusal',
+  async (t) => {
+    const closer = await startBackend(t, (s) => s.end('bye'));
+    const resetter = await startBackend(t, (s) => s.resetAndDestroy());
+    const silent = await startEcho(t);
+    const mux = await startMux(
+      t,
+      `listen = ["127.0.0.1:0"]
+[timeouts]
+idle = "300ms"
+[[route]]
+name = "closer"
+protocol = "ssh"
+backend = "127.0.0.1:${closer.port}"
+[[route]]
+name = "resetter"
+protocol = "http"
+backend = "127.0.0.1:${resetter.port}"
+[[route]]
+name = "silent"
+protocol = "socks5"
+backend = "127.0.0.1:${silent.port}"
+`,
+    );
+    const a = await exchange(mux.port, Buffer.from('SSH-2.0-x\r\n'), { end: false });
+    t.equal(a.reply.toString(), 'bye');
+    t.match(await connectionLine(mux, a.localPort), {
+      route: 'closer',
+      end: 'backend_closed',
+      code: undefined,
+    });
+
+    const b = await exchange(mux.port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), { end: false });
+    t.equal(b.errored, 'ECONNRESET', 'the reset is passed on');
+    t.match(await connectionLine(mux, b.localPort), {
+      route: 'resetter',
+      end: 'backend_error',
+      code: 'ECONNRESET',
+    });
+
+    // A SOCKS5 greeting, answered by the echo, then silence from both sides.
+    const c = await exchange(mux.port, Buffer.from([5, 1, 0]), { end: false });
+    t.match(await connectionLine(mux, c.localPort), {
+      route: 'silent',
+      end: 'idle_timeout',
+      bytes_client_to_backend: 3,
+    });
+
+    const d = await exchange(mux.port, Buffer.from('\x00\x00\x00\x08\x04\xd2\x16\x2fnothing we route'));
+    t.match(await connectionLine(mux, d.localPort), {
+      level: 30,
+      msg: 'connection refused: no_route',
+      reject: 'no_route',
+      route: undefined,
+      end: undefined,
+    });
+  },
+);
+
+t.test('never more than one line per connection, however many chunks it relays', async (t) => {
+  const rec = await startRecorder(t, 'rec');
+  const mux = await startMux(
+    t,
+    `listen = ["127.0.0.1:0"]\n[[route]]\nname = "rec"\nbackend = "127.0.0.1:${rec.port}"\n`,
+  );
+  const bytes = Buffer.from(`SSH-2.0-x\r\n${'y'.repeat(300)}`);
+  const r = await exchange(mux.port, bytes, { chunk: 1 });
+  t.equal((await rec.received[0])?.length, bytes.length);
+  await connectionLine(mux, r.localPort);
+  await mux.stop();
+  t.equal(mux.logs.filter((l) => l.client_port === r.localPort).length, 1);
+  t.equal(mux.logs.filter((l) => l.conn !== undefined).length, 1, 'no other line about a connection');
+});
+
+t.test(
+  'the start line lists listeners and the route count; failed backend connects warn',
+  { skip: (await hasIpv6Loopback()) ? false : 'no IPv6 loopback ([::1]) on this host' },
+  async (t) => {
+    const dead = await closedPort();
+    const echo = await startEcho(t);
+    const mux = await startMux(
+      t,
+      `listen = ["127.0.0.1:0", "[::1]:0"]
+[[route]]
+name = "ha"
+backends = ["127.0.0.1:${dead}", "127.0.0.1:${echo.port}"]
+[[route]]
+name = "spare"
+protocol = "ssh"
+backend = "127.0.0.1:${echo.port}"
+`,
+    );
+    const started = mux.logs.find((l) => l.msg === 'sni-mux started')!;
+    t.match(started, {
+      level: 30,
+      msg: 'sni-mux started',
+      version: String,
+      routes: 2,
+      listeners: [
+        { config: '127.0.0.1:0', address: '127.0.0.1', port: Number },
+        { config: '[::1]:0', address: '::1', port: Number },
+      ],
+    });
+    const r = await exchange(mux.port, Buffer.from('anything'));
+    t.equal(r.reply.toString(), 'anything', 'the second backend answered');
+    const warn = await mux.waitForLog((l) => l.msg === 'backend connect failed');
+    t.match(warn, { level: 40, route: 'ha', backend: `127.0.0.1:${dead}`, code: 'ECONNREFUSED', ms: Number });
+    t.match(await connectionLine(mux, r.localPort), {
+      backend: `127.0.0.1:${echo.port}`,
+      end: 'client_closed',
+    });
+  },
+);
+
+/** Runs sni-mux with the given config and collects its stdout lines as text. */
+function spawnMux(t: Test, toml: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'snimux-log-'));
+  const file = join(dir, 'mux.toml');
+  writeFileSync(file, toml);
+  const proc = spawn(process.execPath, [BIN, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await exited;
+  });
+  const lines: string[] = [];
+  const waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = [];
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    lines.push(line);
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (waiters[i]!.pred(line)) waiters.splice(i, 1)[0]!.resolve(line);
+    }
+  });
+  const waitFor = (pred: (l: string) => boolean): Promise<string> => {
+    const seen = lines.find(pred);
+    return seen !== undefined
+      ? Promise.resolve(seen)
+      : new Promise((resolve) => waiters.push({ pred, resolve }));
+  };
+  return { proc, lines, waitFor, exited };
+}
+
+const isJson = (line: string): boolean => {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+t.test('format = "pretty" writes readable lines, not JSON, one per event', async (t) => {
+  const echo = await startEcho(t);
+  const mux = spawnMux(
+    t,
+    `listen = ["127.0.0.1:0"]\n[log]\nformat = "pretty"\n[[route]]\nname = "echo"\nbackend = "127.0.0.1:${echo.port}"\n`,
+  );
+  const started = await mux.waitFor((l) => l.includes('sni-mux started'));
+  t.match(started, /INFO.*sni-mux started/);
+  const port = Number(/"port":\s*(\d+)/.exec(started)?.[1]);
+  t.ok(port > 0, 'the bound port is in the start line');
+  const r = await exchange(port, Buffer.from('hello'));
+  t.equal(r.reply.toString(), 'hello');
+  const closed = await mux.waitFor((l) => l.includes('connection closed'));
+  t.match(closed, /INFO.*connection closed .*"route":"echo"/);
+  t.match(closed, new RegExp(`"client_port":${r.localPort}[,}]`));
+  mux.proc.kill('SIGTERM');
+  t.equal(await mux.exited, 0);
+  t.match(mux.lines.at(-1), /INFO.*stopped/, 'the last line is written before exit');
+  t.notOk(mux.lines.some(isJson), 'no JSON lines');
+  t.notOk(
+    mux.lines.some((l) => l.includes('\x1b[')),
+    'no colour codes when stdout is not a terminal',
+  );
+});
+
+t.test('[log] level = "warn" prints warnings and nothing below', async (t) => {
+  const dead = await closedPort();
+  const echo = await startEcho(t);
+  // At this level there is no start line to learn a port from: pick a free one.
+  const port = await closedPort();
+  const mux = spawnMux(
+    t,
+    `listen = ["127.0.0.1:${port}"]
+[log]
+level = "warn"
+format = "json"
+[[route]]
+name = "ha"
+backends = ["127.0.0.1:${dead}", "127.0.0.1:${echo.port}"]
+`,
+  );
+  // No line says "listening" at this level, so retry the connect a bounded number of times.
+  let r: Awaited<ReturnType<typeof exchange>> | undefined;
+  for (let i = 0; i < 100 && mux.proc.exitCode === null; i++) {
+    r = await exchange(port, Buffer.from('ping'));
+    if (r.errored === undefined) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.equal(r?.reply.toString(), 'ping', 'relayed by the second backend');
+  const warn = JSON.parse(await mux.waitFor((l) => l.includes('backend connect failed'))) as Record<
+    string,
+    unknown
+  >;
+  t.match(warn, { level: 40, route: 'ha', code: 'ECONNREFUSED' });
+  mux.proc.kill('SIGTERM');
+  t.equal(await mux.exited, 0);
+  const levels = mux.lines.map((l) => (JSON.parse(l) as { level: number }).level);
+  t.ok(levels.length > 0 && levels.every((l) => l >= 40), `only warnings and worse (${levels.join(', ')})`);
+});

@@ -1,0 +1,161 @@
+// Connection limits of a real sni-mux: per-source and global caps exact, slow clients cut, nothing leaked.
+import net from 'node:net';
+import tls from 'node:tls';
+import t, { type Test } from 'tap';
+import { captureFirstBytes } from './helpers/clients.js';
+import { connectionLine, fdCount, type MuxProcess, startMux } from './helpers/mux.js';
+import { type Held, holdOpen } from './helpers/ops.js';
+import { startEcho, startRecorder } from './helpers/servers.js';
+
+const limitLine = (l: { msg: string }): boolean => l.msg === 'connection refused: limit reached';
+
+async function open(t: Test, mux: MuxProcess, source: string): Promise<Held> {
+  const r = await holdOpen(mux.port, source);
+  if (r.kind !== 'open')
+    t.fail(`a connection from ${source} within the limits was closed: ${JSON.stringify(r)}`);
+  return (r as { held: Held }).held;
+}
+
+async function refused(t: Test, mux: MuxProcess, source: string, what: string): Promise<number> {
+  const r = await holdOpen(mux.port, source);
+  t.equal(r.kind, 'closed', what);
+  if (r.kind === 'closed') t.equal(r.received, 0, 'nothing relayed to it');
+  return r.kind === 'closed' ? r.localPort : 0;
+}
+
+/** Closes held connections and waits until the mux has logged each of them. */
+async function closeAll(mux: MuxProcess, held: Held[]): Promise<void> {
+  for (const h of held) h.socket.end();
+  await Promise.all(held.map((h) => connectionLine(mux, h.localPort)));
+}
+
+t.test(
+  'max_connections_per_source: N open from one address, the N+1th refused; others unaffected',
+  async (t) => {
+    const echo = await startEcho(t);
+    const mux = await startMux(
+      t,
+      `listen = ["127.0.0.1:0"]
+[limits]
+max_connections = 100
+max_connections_per_source = 3
+[[route]]
+name = "echo"
+backend = "127.0.0.1:${echo.port}"
+`,
+    );
+    const baseline = await fdCount(mux.pid);
+    const held = [
+      await open(t, mux, '127.0.0.1'),
+      await open(t, mux, '127.0.0.1'),
+      await open(t, mux, '127.0.0.1'),
+    ];
+    const port = await refused(t, mux, '127.0.0.1', 'the 4th from 127.0.0.1 is closed at once');
+    t.match(
+      await connectionLine(mux, port),
+      { reject: 'limit', client: '127.0.0.1' },
+      'logged with reason limit',
+    );
+    t.ok(mux.logs.some(limitLine), 'and a warning that a limit was reached');
+    held.push(await open(t, mux, '127.0.0.2'));
+    t.pass('another source still gets in');
+    for (const h of held)
+      t.equal(await h.echo('alive'), 'alive', 'the connections within the limit keep relaying');
+
+    held.shift()!.socket.end();
+    await mux.waitForLog((l) => l.end !== undefined && l.client === '127.0.0.1');
+    held.push(await open(t, mux, '127.0.0.1'));
+    t.pass('once one closed, the next from 127.0.0.1 is let in');
+    await refused(t, mux, '127.0.0.1', 'and the one after that is refused again');
+
+    await closeAll(mux, held);
+    t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline');
+  },
+);
+
+t.test('max_connections: the cap counts every source; the N+1th is refused', async (t) => {
+  const echo = await startEcho(t);
+  const mux = await startMux(
+    t,
+    `listen = ["127.0.0.1:0"]
+[limits]
+max_connections = 3
+max_connections_per_source = 100
+[[route]]
+name = "echo"
+backend = "127.0.0.1:${echo.port}"
+`,
+  );
+  const baseline = await fdCount(mux.pid);
+  const held = [
+    await open(t, mux, '127.0.0.1'),
+    await open(t, mux, '127.0.0.2'),
+    await open(t, mux, '127.0.0.3'),
+  ];
+  const started = performance.now();
+  const port = await refused(t, mux, '127.0.0.4', 'the 4th connection is closed at once');
+  t.match(await connectionLine(mux, port), { reject: 'limit' });
+  // A flood of refusals is logged at most once a second, with the count of lines it stands for.
+  for (let i = 0; i < 20; i++) await refused(t, mux, `127.0.0.${5 + (i % 3)}`, `refusal ${i + 2}`);
+  const elapsed = (performance.now() - started) / 1000;
+  const lines = mux.logs.filter(limitLine).length;
+  t.ok(
+    lines >= 1 && lines <= Math.ceil(elapsed) + 1,
+    `${lines} limit lines for 21 refusals in ${elapsed.toFixed(2)} s`,
+  );
+
+  held.pop()!.socket.end();
+  await mux.waitForLog((l) => l.end !== undefined && l.client === '127.0.0.3');
+  held.push(await open(t, mux, '127.0.0.4'));
+  t.pass('a slot freed is a slot taken');
+  await closeAll(mux, held);
+  t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline');
+});
+
+t.test(
+  'a ClientHello trickled byte by byte is cut at timeouts.detect; the backend never sees it',
+  async (t) => {
+    const rec = await startRecorder(t, 'tls');
+    const mux = await startMux(
+      t,
+      `listen = ["127.0.0.1:0"]
+[timeouts]
+detect = "300ms"
+[[route]]
+name = "tls"
+protocol = "tls"
+backend = "127.0.0.1:${rec.port}"
+`,
+    );
+    const baseline = await fdCount(mux.pid);
+    const hello = await captureFirstBytes((port) =>
+      tls.connect({ port, host: '127.0.0.1', servername: 'slow.example', rejectUnauthorized: false }),
+    );
+    const sent = await new Promise<{ bytes: number; localPort: number }>((resolve) => {
+      const s = net.connect(mux.port, '127.0.0.1');
+      let bytes = 0;
+      let localPort = 0;
+      let timer: NodeJS.Timeout | undefined;
+      s.on('error', () => {});
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve({ bytes, localPort });
+      });
+      // One byte every 20 ms, as a slowloris would: each byte is progress, none is a decision.
+      const drip = (): void => {
+        if (s.destroyed || bytes >= hello.length) return;
+        s.write(hello.subarray(bytes, bytes + 1));
+        bytes++;
+        timer = setTimeout(drip, 20);
+      };
+      s.on('connect', () => {
+        localPort = s.localPort!;
+        drip();
+      });
+    });
+    t.ok(sent.bytes < hello.length, `closed after ${sent.bytes} of ${hello.length} bytes`);
+    t.match(await connectionLine(mux, sent.localPort), { reject: 'detect_timeout', route: undefined });
+    t.same(rec.received, [], 'nothing reached the backend');
+    t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline');
+  },
+);

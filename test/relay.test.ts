@@ -1,0 +1,68 @@
+// The relay's lean paths: backpressure from the first write on, and idle timeouts kept by one shared sweep.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import t from 'tap';
+import { exchange } from './helpers/clients.js';
+import { connectionLine, startMux } from './helpers/mux.js';
+import { sha256, startEcho, startRecorder } from './helpers/servers.js';
+
+t.test('a detected head larger than a socket buffer, then a megabyte, all arrive in order', async (t) => {
+  const rec = await startRecorder(t, 'web');
+  const mux = await startMux(
+    t,
+    `listen = ["127.0.0.1:0"]
+[[route]]
+name = "web"
+protocol = "http"
+backend = "127.0.0.1:${rec.port}"
+`,
+  );
+  // 40 KB of headers in the first write: the replayed head alone fills the backend socket's buffer.
+  const head = Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(40_000)}\r\n\r\n`);
+  const body = randomBytes(1 << 20);
+  const all = Buffer.concat([head, body]);
+  const r = await exchange(mux.port, all);
+  t.equal(r.reply.toString(), `web ${all.length} ${sha256(all)}`, 'every byte, in order, then the FIN');
+  t.match(await connectionLine(mux, r.localPort), {
+    end: 'client_closed',
+    bytes_client_to_backend: all.length,
+  });
+});
+
+t.test('traffic either way keeps a relay open past its idle timeout; silence closes it', async (t) => {
+  const echo = await startEcho(t);
+  const mux = await startMux(
+    t,
+    `listen = ["127.0.0.1:0"]
+[timeouts]
+idle = "1s"
+[[route]]
+name = "echo"
+protocol = "ssh"
+backend = "127.0.0.1:${echo.port}"
+`,
+  );
+  const s = net.connect({ port: mux.port, host: '127.0.0.1' });
+  await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+  const localPort = s.localPort!;
+  let closedAt = 0;
+  const closed = new Promise<void>((resolve) =>
+    s.on('close', () => {
+      closedAt = Date.now();
+      resolve();
+    }),
+  );
+  s.on('error', () => {});
+  s.write('SSH-2.0-keepalive\r\n');
+  // Fifteen echoed pings 100 ms apart: 1.5 s of traffic, longer than the idle timeout.
+  for (let i = 0; i < 15; i++) {
+    await new Promise<void>((resolve) => s.once('data', () => resolve()));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.equal(s.destroyed, false, `open after ping ${i + 1}`);
+    s.write('ping');
+  }
+  const lastPing = Date.now();
+  await closed;
+  t.ok(closedAt - lastPing >= 900, 'closed only after the idle timeout passed in silence');
+  t.match(await connectionLine(mux, localPort), { route: 'echo', end: 'idle_timeout' });
+});
