@@ -69,12 +69,23 @@ function spread(xs) {
   return m ? (Math.max(...s) - Math.min(...s)) / m : undefined;
 }
 
+/**
+ * A free port below the ephemeral range (32768+): tens of thousands of benchmark connections take
+ * ephemeral source ports, and a relay restarted on one of those could not bind it.
+ */
 async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const server = net.createServer();
+    const ok = await new Promise((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise((resolve) => server.close(resolve));
+      return port;
+    }
+  }
 }
 
 /** Resolves once something accepts on the port, within 10 s. */
@@ -168,8 +179,19 @@ async function loadgen(mode, port, hello, args, timeoutS) {
   return JSON.parse(lines[lines.length - 1]);
 }
 
-/** Starts one relay on the relay CPU and waits until it accepts. */
-async function startPeer(name, dir, ports) {
+/** Starts one relay on the relay CPU, on a port free right now, and waits until it accepts. */
+async function startPeer(name, dir, ports, backend) {
+  ports[name] = await freePort();
+  await run(join(HERE, 'peers'), [
+    'configure',
+    dir,
+    backend.echo,
+    backend.sink,
+    ports.haproxy,
+    ports.nginx,
+    ports.sslh,
+    ports['sni-mux'],
+  ]);
   const cmds = {
     'sni-mux': [process.execPath, [join(ROOT, 'dist/bin/sni-mux.js'), '--config', join(dir, 'sni-mux.toml')]],
     haproxy: ['haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db']],
@@ -280,19 +302,8 @@ async function main() {
     createInterface({ input: backend.stdout }).once('line', resolve),
   );
   const { echo, sink } = JSON.parse(first);
-  const ports = { direct: echo };
-  for (const p of ['sni-mux', 'haproxy', 'nginx', 'sslh']) ports[p] = await freePort();
+  const ports = { direct: echo, 'sni-mux': 0, haproxy: 0, nginx: 0, sslh: 0 };
   const dir = mkdtempSync(join(os.tmpdir(), 'snimux-bench-'));
-  await run(join(HERE, 'peers'), [
-    'configure',
-    dir,
-    echo,
-    sink,
-    ports.haproxy,
-    ports.nginx,
-    ports.sslh,
-    ports['sni-mux'],
-  ]);
   const portFor = (peer, kind) => (peer === 'direct' ? (kind === 'sink' ? sink : echo) : ports[peer]);
 
   try {
@@ -303,7 +314,7 @@ async function main() {
         const r = result.runs[peer];
         let p;
         try {
-          p = peer === 'direct' ? undefined : await startPeer(peer, dir, ports);
+          p = peer === 'direct' ? undefined : await startPeer(peer, dir, ports, { echo, sink });
         } catch (err) {
           // One peer that will not start must not cost the whole run.
           log(`${peer}: cannot start, skipped: ${err.message}`);
@@ -326,6 +337,13 @@ async function main() {
               `${peer} round ${round + 1}: ${x.conn_per_s} conn/s, p50 ${x.p50_us} µs, p99 ${x.p99_us} µs, cpu ${x.cpu_us_per_conn?.toFixed(1)} µs/conn`,
             );
             r.conn.push(x);
+          }
+          // Memory right after the connection run, which leaves the relay's heap and allocator as a
+          // running server's would be; in a fresh process, Node's figure mostly shows its heap growing.
+          if (figures.has('idle') && p) {
+            if (!figures.has('conn'))
+              await loadgen('conn-rate', portFor(peer, 'echo'), HELLO_ECHO, [32, 3, 0], 30);
+            r.idle.push(await idle(peer, p, portFor(peer, 'echo')));
           }
           if (figures.has('rtt')) {
             const x = await loadgen(
@@ -352,21 +370,6 @@ async function main() {
         }
       }
     }
-    // Memory in a fresh process of its own: after bulk, freed buffers make the baseline a moving target
-    // (Node's heap shrinks after a GC and malloc trims), so each relay gets a 1 s warm-up of connections
-    // and then the idle connections, nothing else.
-    if (figures.has('idle')) {
-      for (const peer of peers) {
-        if (peer === 'direct' || result.runs[peer].error) continue;
-        const p = await startPeer(peer, dir, ports);
-        try {
-          await loadgen('conn-rate', portFor(peer, 'echo'), HELLO_ECHO, [32, 1, 0], 30);
-          result.runs[peer].idle.push(await idle(peer, p, portFor(peer, 'echo')));
-        } finally {
-          await stopPeer(p);
-        }
-      }
-    }
   } finally {
     backend.kill('SIGKILL');
   }
@@ -377,6 +380,13 @@ async function main() {
   const stamp = result.date.replace(/:/g, '-').slice(0, 19);
   writeFileSync(join(opt.out, `${stamp}.json`), `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync(join(opt.out, `${stamp}.md`), markdown(result));
+  // Formatted as `npm run lint` expects, so a committed result does not fail the lint.
+  const biome = join(ROOT, 'node_modules/.bin/biome');
+  if (existsSync(biome)) {
+    await run(biome, ['format', '--write', join(opt.out, `${stamp}.json`), join(opt.out, `${stamp}.md`)], {
+      cwd: ROOT,
+    }).catch(() => log('biome could not format the results; they are written unformatted'));
+  }
   process.stdout.write(markdown(result));
   log(`wrote ${join(opt.out, `${stamp}.json`)} and .md`);
 }
@@ -429,12 +439,12 @@ function summarise(result) {
       bulk_ok: r.bulk.every((x) => x.ok),
       cpu_s_per_gib: median(r.bulk.map((x) => x.cpu_s_per_gib)),
       idle_conns: r.idle[0]?.ready,
-      idle_kib_per_conn:
-        r.idle[0]?.bytes_per_conn === undefined ? undefined : r.idle[0].bytes_per_conn / 1024,
+      idle_kib_per_conn: median(r.idle.map((x) => x.bytes_per_conn / 1024)),
       noise: {
         conn_per_s: spread(r.conn.map((x) => x.conn_per_s)),
         rtt_p50_us: spread(r.rtt.map((x) => x.p50_us)),
         bulk_mib_s: spread(r.bulk.map((x) => x.mib_per_s)),
+        idle_kib_per_conn: spread(r.idle.map((x) => x.bytes_per_conn)),
       },
     };
   }
@@ -487,7 +497,7 @@ function markdown(result) {
       .map((p) => {
         const n = s[p].noise;
         const pc = (v) => (v === undefined ? '–' : `${(v * 100).toFixed(0)}%`);
-        return `${p}: conn/s ${pc(n.conn_per_s)}, rtt p50 ${pc(n.rtt_p50_us)}, bulk ${pc(n.bulk_mib_s)}`;
+        return `${p}: conn/s ${pc(n.conn_per_s)}, rtt p50 ${pc(n.rtt_p50_us)}, bulk ${pc(n.bulk_mib_s)}, idle memory ${pc(n.idle_kib_per_conn)}`;
       })
       .join('; ');
     out += `Noise (max − min over rounds, as a share of the median): ${noise}.\n`;

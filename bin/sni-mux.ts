@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { AdminServer } from '../lib/admin.js';
 import { formatProblem, loadConfig } from '../lib/config/load.js';
-import type { Config } from '../lib/config/types.js';
+import type { Config, Endpoint } from '../lib/config/types.js';
 import { createLogger } from '../lib/log.js';
 import { Metrics } from '../lib/metrics.js';
 import { Mux } from '../lib/mux.js';
@@ -107,21 +107,13 @@ async function run(config: Config): Promise<number> {
   if (fd !== undefined) log.warn({ limit: fd.limit, needed: fd.needed }, fd.message);
   // Metrics only cost anything when something can read them: the admin listener.
   const metrics = config.admin === undefined ? undefined : new Metrics(config);
-  const admin =
-    metrics &&
-    config.admin &&
-    new AdminServer(config.admin.listen, metrics, (err) =>
-      log.error({ err: err.message }, 'admin listener error'),
-    );
+  const onAdminError = (err: Error): void => log.error({ err: err.message }, 'admin listener error');
+  const makeAdmin = (e: Endpoint): AdminServer | undefined =>
+    metrics && new AdminServer(e, metrics, onAdminError);
+  const admin = config.admin && makeAdmin(config.admin.listen);
   const mux = new Mux(config, { logger: log, observer: metrics });
   let adminAddress: AddressInfo | undefined;
-  const adminSlot = new AdminSlot(
-    admin,
-    (e) =>
-      metrics &&
-      new AdminServer(e, metrics, (err) => log.error({ err: err.message }, 'admin listener error')),
-    log,
-  );
+  const adminSlot = new AdminSlot(admin, makeAdmin, log);
   const reloader = new Reloader({ mux, log, metrics, parts: [adminSlot] });
   let stopped: Promise<number>;
   const pidFile = pidFilePath(config);

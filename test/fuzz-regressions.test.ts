@@ -2,7 +2,7 @@
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
-import { normalizeHost, probeHttp } from '../lib/detect/probes/http.js';
+import { MAX_SCAN, normalizeHost, probeHttp } from '../lib/detect/probes/http.js';
 import { TARGETS } from './fuzz/targets/index.js';
 
 const fuzzDir = new URL('./fuzz/', import.meta.url);
@@ -44,4 +44,18 @@ t.test('a Host with two trailing dots keeps one: it can match no configured name
   t.equal(normalizeHost('P..'), 'p.');
   const r = probeHttp(Buffer.from('GET / HTTP/1.1\r\nHost: Example.COM..\r\n\r\n'));
   t.match(r, { kind: 'match', detection: { protocol: 'http', host: 'example.com.' } });
+});
+
+t.test('an HTTP request line is decided within MAX_SCAN bytes, so each rescan is bounded', async (t) => {
+  // Found by timing detect() on trickled inputs: the target scan ran to the end of the peek buffer.
+  const line = Buffer.concat([Buffer.from('GET /'), Buffer.alloc(4 * MAX_SCAN, 'a')]);
+  t.match(probeHttp(line.subarray(0, MAX_SCAN - 1)), { kind: 'need-more' });
+  t.match(probeHttp(line.subarray(0, MAX_SCAN)), { kind: 'invalid', protocol: 'http' });
+  t.match(probeHttp(line), { kind: 'invalid', protocol: 'http' });
+  const fits = Buffer.concat([
+    Buffer.from('GET /'),
+    Buffer.alloc(MAX_SCAN - 64, 'a'),
+    Buffer.from(' HTTP/1.1\r\n\r\n'),
+  ]);
+  t.match(probeHttp(fits), { kind: 'match' }, 'a long target that ends in time still matches');
 });

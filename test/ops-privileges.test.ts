@@ -1,9 +1,9 @@
 // Dropping root after binding: the running process is the configured user; a user that cannot be had stops the start.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { exchange } from './helpers/clients.js';
 import { BIN, startMux } from './helpers/mux.js';
 import { rewriteAndReload } from './helpers/ops.js';
@@ -46,8 +46,9 @@ function runToExit(
 }
 
 /** A config file any user can read, in a folder any user can enter. */
-function publicConfig(toml: string): string {
+function publicConfig(t: Test, toml: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'snimux-priv-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   chmodSync(dir, 0o755);
   const file = join(dir, 'mux.toml');
   writeFileSync(file, toml, { mode: 0o644 });
@@ -109,12 +110,15 @@ backend = "127.0.0.1:${backend}"
 );
 
 t.test('a user that does not exist stops the start, before anything is bound', async (t) => {
-  const file = publicConfig(`listen = ["127.0.0.1:0"]
+  const file = publicConfig(
+    t,
+    `listen = ["127.0.0.1:0"]
 user = "no-such-user-snimux"
 [[route]]
 name = "any"
 backend = "127.0.0.1:1"
-`);
+`,
+  );
   const r = await runToExit(file);
   t.equal(r.code, 1);
   t.match(r.out, /cannot start: user \\"no-such-user-snimux\\" does not exist; create it \(useradd/);
@@ -131,12 +135,15 @@ t.test(
   'not root but a user is set: refuses to start and says what to do instead',
   { skip: asNobody },
   async (t) => {
-    const file = publicConfig(`listen = ["127.0.0.1:0"]
+    const file = publicConfig(
+      t,
+      `listen = ["127.0.0.1:0"]
 user = "daemon"
 [[route]]
 name = "any"
 backend = "127.0.0.1:1"
-`);
+`,
+    );
     // As root, start it as nobody to be the unprivileged user; otherwise it already is one.
     const r = await runToExit(file, isRoot ? { uid: 65534, gid: 65534 } : {});
     t.equal(r.code, 1);

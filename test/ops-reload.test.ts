@@ -1,7 +1,7 @@
 // Reload of a running sni-mux: under load nothing is dropped or refused, a bad config changes nothing, `sni-mux reload`.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,19 +113,20 @@ backend = "127.0.0.1:${backend}"
     let done = false;
     const outcomes = new Map<string, number>();
     const served: { logged: number; signalled: number; who: string }[] = [];
-    const waiters: { logged: number; resolve: () => void }[] = [];
+    const waiters: { logged: number; left: number; resolve: () => void }[] = [];
     const loop = async (): Promise<void> => {
       for (let i = 0; i < 500 && !done; i++) {
         const started = logged;
         const who = await probe(mux.port);
         outcomes.set(who, (outcomes.get(who) ?? 0) + 1);
         served.push({ logged: started, signalled, who });
-        for (const w of waiters) if (started >= w.logged) w.resolve();
+        for (const w of waiters) if (started >= w.logged && --w.left === 0) w.resolve();
       }
     };
     const probing = Promise.all(Array.from({ length: 6 }, loop));
+    /** Resolves once five probes begun after reload n was logged have been answered. */
     const servedSince = (n: number): Promise<void> =>
-      new Promise((resolve) => waiters.push({ logged: n, resolve }));
+      new Promise((resolve) => waiters.push({ logged: n, left: 5, resolve }));
 
     // Odd reloads switch to the new backend and the added address, even ones back; the last is odd.
     // Each is sent while 40 chunks of the stream are in flight, and probes are running.
@@ -241,6 +242,7 @@ t.test(
     const oldRec = await startRecorder(t, 'old');
     const newRec = await startRecorder(t, 'new');
     const dir = mkdtempSync(join(tmpdir(), 'snimux-pid-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const pidFile = join(dir, 'sni-mux.pid');
     const toml = (backend: number): string => `listen = ["127.0.0.1:0"]
 pid_file = "${pidFile}"
@@ -277,6 +279,7 @@ backend = "127.0.0.1:${backend}"
 
 t.test('`sni-mux reload` does not signal a pid that is not sni-mux, nor a missing one', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'snimux-pid-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const pidFile = join(dir, 'stale.pid');
   // A stale pid file whose number now belongs to another program: SIGHUP would kill it.
   const other = spawn('sleep', ['30'], { stdio: 'ignore' });
@@ -298,4 +301,33 @@ t.test('`sni-mux reload` does not signal a pid that is not sni-mux, nor a missin
   const noPidFile = await runCli(['reload', '--config', conf]);
   t.equal(noPidFile.code, 1);
   t.match(noPidFile.stderr, /sets no pid_file.*systemctl reload sni-mux/);
+});
+
+t.test('a reload that moves [admin] binds the new address and closes the old one', async (t) => {
+  const rec = await startRecorder(t, 'r');
+  const [a, b] = [await freePort(), await freePort()];
+  const toml = (admin: number): string => `listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:${admin}"
+[[route]]
+name = "any"
+backend = "127.0.0.1:${rec.port}"
+`;
+  const health = async (port: number): Promise<string> => {
+    try {
+      return String((await fetch(`http://127.0.0.1:${port}/healthz`)).status);
+    } catch (err) {
+      return String(((err as Error).cause as NodeJS.ErrnoException | undefined)?.code);
+    }
+  };
+  const mux = await startMux(t, toml(a));
+  t.equal(await health(a), '200');
+  rewriteAndReload(mux, toml(b));
+  await mux.waitForLog(reloaded);
+  t.match(
+    mux.logs.find((l) => l.msg === 'admin endpoint moved'),
+    { admin: { port: b }, was: `127.0.0.1:${a}` },
+  );
+  t.equal(await health(b), '200', 'the new address answers');
+  t.equal(await health(a), 'ECONNREFUSED', 'the old one is closed');
 });

@@ -1,12 +1,14 @@
 // Coverage-guided mutational fuzzer for the parsers: keeps inputs that reach new blocks, saves any that break a check.
 //
-//   node --import @tapjs/typescript/import test/fuzz/fuzz.ts <target|all> [--minutes N] [--runs N] [--seed N]
+//   npm run fuzz -- <target|all> [--minutes N] [--runs N] [--seed N] [--minimize]
 //
 // Not part of CI (test/fuzz-regressions.test.ts replays what it found). See test/fuzz/README.md.
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Coverage } from './coverage.js';
 import { mutate, Rng } from './mutate.js';
@@ -58,7 +60,7 @@ function save(dir: URL, data: Uint8Array, prefix = ''): string {
 export function fuzz(
   target: FuzzTarget,
   cov: Coverage,
-  opts: { ms: number; runs: number; seed: number },
+  opts: { ms: number; runs: number; seed: number; current?: string },
 ): FuzzReport {
   const rng = new Rng(opts.seed);
   const corpus: Uint8Array[] = [];
@@ -71,6 +73,8 @@ export function fuzz(
 
   /** Runs one input; returns the number of new coverage features, or -1 if it broke a check. */
   const run = (data: Uint8Array): number => {
+    // A hang cannot be caught here: the parent kills this process and saves what this file holds.
+    if (opts.current !== undefined) writeFileSync(opts.current, data);
     const t0 = performance.now();
     try {
       target.check(data);
@@ -180,6 +184,11 @@ function slowEveryTime(target: FuzzTarget, data: Uint8Array): boolean {
   return true;
 }
 
+/** Where a child writes the input it is running, so a hang can be saved by its parent. */
+function currentFile(target: string): string {
+  return join(tmpdir(), `snimux-fuzz-${target}.current`);
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -189,33 +198,32 @@ async function main(): Promise<void> {
       seed: { type: 'string', default: String(Date.now() % 2 ** 31) },
       list: { type: 'boolean', default: false },
       minimize: { type: 'boolean', default: false },
+      child: { type: 'boolean', default: false },
     },
   });
   // Coverage first, then the code under test: see fuzz().
-  const cov = positionals.length === 1 && positionals[0] !== 'all' ? new Coverage('/lib/') : undefined;
+  const cov = values.child ? new Coverage('/lib/') : undefined;
   const { TARGETS } = await import('./targets/index.js');
   if (values.list || positionals.length === 0) {
     for (const t of TARGETS) console.log(`${t.name.padEnd(12)} ${t.about}`);
     return;
   }
   if (cov === undefined) {
-    // One process per target: coverage stopped and restarted in one process misses code already compiled.
+    // One child process per target: coverage stopped and restarted in one process misses code already
+    // compiled. The parent is also the watchdog: a child still running a minute past its time is hung.
     const names = positionals[0] === 'all' ? TARGETS.map((t) => t.name) : positionals;
     for (const name of names) {
-      const args = [
-        ...process.execArgv,
-        process.argv[1]!,
-        name,
-        '--minutes',
-        values.minutes,
-        '--runs',
-        values.runs,
-        '--seed',
-        values.seed,
-      ];
+      const args = [...process.execArgv, process.argv[1]!, name, '--child'];
+      args.push('--minutes', values.minutes, '--runs', values.runs, '--seed', values.seed);
       if (values.minimize) args.push('--minimize');
-      const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
-      if (r.status !== 0) process.exitCode = r.status ?? 1;
+      const timeout = Number(values.minutes) * 60_000 + 60_000;
+      const r = spawnSync(process.execPath, args, { stdio: 'inherit', timeout, killSignal: 'SIGKILL' });
+      if (r.error !== undefined || r.signal !== null) {
+        const current = currentFile(name);
+        const saved = existsSync(current) ? save(crashDir(name), readFileSync(current), 'hang-') : 'nothing';
+        console.log(`[${name}] HANG: killed after ${timeout / 1000} s; the input it was running: ${saved}`);
+        process.exitCode = 1;
+      } else if (r.status !== 0) process.exitCode = r.status ?? 1;
     }
     return;
   }
@@ -234,7 +242,13 @@ async function main(): Promise<void> {
   }
   const seed = Number(values.seed);
   console.log(`[${name}] seed=${seed} for ${values.minutes} min`);
-  const report = fuzz(target, cov, { ms: Number(values.minutes) * 60_000, runs: Number(values.runs), seed });
+  const opts = {
+    ms: Number(values.minutes) * 60_000,
+    runs: Number(values.runs),
+    seed,
+    current: currentFile(name),
+  };
+  const report = fuzz(target, cov, opts);
   cov.stop();
   console.log(JSON.stringify(report));
   if (report.crashes > 0) process.exitCode = 1;

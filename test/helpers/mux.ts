@@ -27,6 +27,12 @@ export interface MuxProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Every mux still running: tap skips teardown when a test times out, so an exit hook kills them. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
 /** Writes the TOML to a temp file and runs `sni-mux --config` on it; the test's teardown stops it. */
 export async function startMux(t: Test, toml: string, extraArgs: string[] = []): Promise<MuxProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'snimux-'));
@@ -63,6 +69,8 @@ export async function startMux(t: Test, toml: string, extraArgs: string[] = []):
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     return exited;
   };
+  running.add(proc);
+  proc.on('exit', () => running.delete(proc));
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill('SIGKILL');
@@ -125,4 +133,12 @@ export function nextConnectionLine(
 export async function fdCount(pid: number): Promise<number> {
   const { readdir } = await import('node:fs/promises');
   return (await readdir(`/proc/${pid}/fd`)).length;
+}
+
+/** Resident memory of a process (Linux /proc/PID/status VmRSS), in bytes. */
+export async function rssBytes(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
 }

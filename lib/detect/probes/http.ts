@@ -115,7 +115,9 @@ export const probeHttp: Probe = (buf) => {
   while (i < n && buf[i] !== SP) {
     const b = buf[i]!;
     if (b < 0x21 || b === 0x7f) return BAD_TARGET;
-    i++;
+    // Rescanned on every chunk like the headers: unbounded, a trickled target would cost O(n²) up to
+    // limits.max_peek_bytes (1 MiB at most), so it must end within MAX_SCAN too.
+    if (++i >= MAX_SCAN) return LINE_TOO_LONG;
   }
   if (i >= n) return NEED_MORE;
   if (i === targetStart) return BAD_TARGET;
@@ -149,6 +151,11 @@ const HEADERS_TOO_LONG: ProbeResult = Object.freeze({
   kind: 'invalid',
   protocol: 'http',
   reason: `no Host header and no end of headers in the first ${MAX_SCAN} bytes`,
+});
+const LINE_TOO_LONG: ProbeResult = Object.freeze({
+  kind: 'invalid',
+  protocol: 'http',
+  reason: `request line longer than ${MAX_SCAN} bytes`,
 });
 
 function resultOf(h: HeaderScan): ProbeResult {

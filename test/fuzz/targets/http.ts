@@ -49,11 +49,11 @@ export const http: FuzzTarget = {
 
 /**
  * Lowercase, no port, no blanks, and normalising again changes nothing but one more trailing dot:
- * "P.." gives "p.", which no configured name (no empty labels) can match, so it routes nowhere special.
+ * "P.." gives "p." and ".." gives ".", which no configured name (no empty labels) can match.
  */
 function isNormal(h: string): boolean {
   if (h !== h.toLowerCase() || /\s/.test(h)) return false;
   if (!h.startsWith('[') && h.includes(':')) return false;
   const again = normalizeHost(h);
-  return again === h || (h.endsWith('.') && again === h.slice(0, -1));
+  return again === h || (h.endsWith('.') && (again === h.slice(0, -1) || h === '.'));
 }

@@ -5,5 +5,6 @@ import { clienthello } from './clienthello.js';
 import { config } from './config.js';
 import { detectTarget } from './detect.js';
 import { http } from './http.js';
+import { proxy } from './proxy.js';
 
-export const TARGETS: readonly FuzzTarget[] = [clienthello, detectTarget, http, config, address];
+export const TARGETS: readonly FuzzTarget[] = [clienthello, detectTarget, http, proxy, config, address];
