@@ -74,7 +74,10 @@ export class Mux implements ConnectionObserver {
     this.stopping = true;
     this.listeners.closeAll();
     if (await this.untilEmpty(drainMs)) return;
-    this.log.warn({ live: this.live.size, drain_ms: drainMs }, 'drain timeout: closing the remaining connections');
+    this.log.warn(
+      { live: this.live.size, drain_ms: drainMs },
+      'drain timeout: closing the remaining connections',
+    );
     await this.abortAll();
   }
 

@@ -6,7 +6,13 @@ import net from 'node:net';
 import t, { type Test } from 'tap';
 import { detect, PROBES } from '../lib/detect/detect.js';
 import { probeAdb } from '../lib/detect/probes/adb.js';
-import { HTTP_METHODS, MAX_SCAN, normalizeHost, probeHttp, scanHttpHeaders } from '../lib/detect/probes/http.js';
+import {
+  HTTP_METHODS,
+  MAX_SCAN,
+  normalizeHost,
+  probeHttp,
+  scanHttpHeaders,
+} from '../lib/detect/probes/http.js';
 import { probeMqtt } from '../lib/detect/probes/mqtt.js';
 import { probeOpenvpn } from '../lib/detect/probes/openvpn.js';
 import { probePostgres } from '../lib/detect/probes/postgres.js';
@@ -655,6 +661,8 @@ t.test('HTTP: Host must come within the first MAX_SCAN bytes, so a trickle canno
   const padded = Buffer.from(`${head}${'a'.repeat(MAX_SCAN)}\r\nHost: late.example\r\n\r\n`);
   const r = probeHttp(padded);
   t.equal(r.kind, 'invalid');
-  const early = Buffer.from(`GET / HTTP/1.1\r\nHost: early.example\r\nX-Pad: ${'a'.repeat(MAX_SCAN)}\r\n\r\n`);
+  const early = Buffer.from(
+    `GET / HTTP/1.1\r\nHost: early.example\r\nX-Pad: ${'a'.repeat(MAX_SCAN)}\r\n\r\n`,
+  );
   t.match(probeHttp(early), { kind: 'match', detection: { host: 'early.example' } });
 });
