@@ -62,6 +62,9 @@ export class Connection implements RelayOwner {
   readonly trustedPeer: boolean;
   /** The header a trusted peer sent, once read. */
   proxyHeader: ProxyHeader | undefined;
+  /** The trusted peer's own address and port, kept when its PROXY header replaced them as the client's. */
+  proxyPeer: string | undefined;
+  proxyPeerPort: number | undefined;
 
   protocol: Protocol | undefined;
   sni: string | undefined;
@@ -217,6 +220,8 @@ export class Connection implements RelayOwner {
         const h = step.header;
         this.proxyHeader = h;
         if (h.command === 'proxy') {
+          this.proxyPeer = this.clientAddress;
+          this.proxyPeerPort = this.clientPort;
           this.clientAddress = h.source.address;
           this.clientPort = h.source.port;
           this.source = unmapV4(h.source.ip);

@@ -34,6 +34,8 @@ export function connectionFields(c: Connection): Record<string, unknown> {
     conn: c.id,
     client: c.clientAddress,
     client_port: c.clientPort,
+    proxy_peer: c.proxyPeer,
+    proxy_peer_port: c.proxyPeerPort,
     listener: c.listener,
     protocol: c.protocol,
     sni: c.sni,

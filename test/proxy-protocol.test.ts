@@ -409,7 +409,12 @@ backend mux
     );
     if (h.kind === 'match')
       t.equal(got.subarray(h.length).toString(), request, "HAProxy's header was stripped");
-    t.match(await connectionLine(mux, r.localPort), { client: CLIENT, route: 'web', end: 'client_closed' });
+    t.match(await connectionLine(mux, r.localPort), {
+      client: CLIENT,
+      proxy_peer: '127.0.0.1',
+      route: 'web',
+      end: 'client_closed',
+    });
 
     await t.test(
       'an IPv6 client behind an IPv4 hop is still itself',
@@ -491,7 +496,11 @@ backend = "127.0.0.1:${rec.port}"
   const ok = await send(mux.port, `PROXY TCP4 192.0.2.44 127.0.0.1 40404 443\r\n${request}`);
   t.match(ok.data.toString(), /^rec /, 'a good header from a trusted peer still gets through');
   t.equal((await rec.next()).toString(), request, 'header bytes never reach the backend');
-  t.match(await connectionLine(mux, 40404), { client: '192.0.2.44', end: 'client_closed' });
+  t.match(
+    await connectionLine(mux, 40404),
+    { client: '192.0.2.44', proxy_peer: '127.0.0.1', proxy_peer_port: ok.localPort, end: 'client_closed' },
+    'the line names the client from the header and the proxy that sent it',
+  );
   t.equal(rec.received.length, 1, 'no refused connection reached the backend');
 
   const refused = cases.length + 2;
