@@ -3,18 +3,13 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import net from 'node:net';
 import t from 'tap';
 import { exchange } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { adminPort, request } from './helpers/metrics.js';
 import { startMux } from './helpers/mux.js';
 import { startEcho } from './helpers/servers.js';
 
-const withAdmin = (backend: number, extra = ''): string => `listen = ["127.0.0.1:0"]
-${extra}
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${backend}"
-`;
+const withAdmin = (backend: number, ...extra: string[]): string =>
+  muxConfig(...extra, table('admin', { listen: '127.0.0.1:0' }), route('echo', backend));
 
 /** Sends raw bytes to the admin port and returns everything it answers before closing. */
 function raw(port: number, bytes: string): Promise<string> {
@@ -76,7 +71,7 @@ t.test('malformed requests get a 400 and the process serves on', async (t) => {
 
 t.test('/healthz answers 503 while draining', async (t) => {
   const echo = await startEcho(t);
-  const mux = await startMux(t, withAdmin(echo.port, '[timeouts]\ndrain = "30s"'));
+  const mux = await startMux(t, withAdmin(echo.port, table('timeouts', { drain: '30s' })));
   const port = adminPort(mux);
   // A relayed connection keeps the mux draining until it ends.
   const s = net.connect({ port: mux.port, host: '127.0.0.1' });
@@ -113,10 +108,7 @@ async function listeningSockets(pid: number): Promise<number> {
 
 t.test('without [admin] there is no admin listener', async (t) => {
   const echo = await startEcho(t);
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]\n[[route]]\nname = "echo"\nbackend = "127.0.0.1:${echo.port}"\n`,
-  );
+  const mux = await startMux(t, muxConfig(route('echo', echo.port)));
   const started = mux.logs.find((l) => l.msg === 'sni-mux started')!;
   t.equal(started.admin, undefined, 'no admin address in the start line');
   t.equal(await listeningSockets(mux.pid), 1, 'the one data listener is the only listening socket');

@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { muxConfig, route } from './helpers/config.js';
 import { startMux } from './helpers/mux.js';
 
 const run = promisify(execFile);
@@ -33,16 +34,10 @@ t.test(
     );
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[[route]]
-name = "sink"
-sni = "x.example.com"
-backend = "127.0.0.1:${ports.sink}"
-[[route]]
-name = "echo"
-sni = "a.example.com"
-backend = "127.0.0.1:${ports.echo}"
-`,
+      muxConfig(
+        route('sink', ports.sink, { sni: 'x.example.com' }),
+        route('echo', ports.echo, { sni: 'a.example.com' }),
+      ),
     );
     const loadgen = async (...args: (string | number)[]): Promise<Record<string, number | boolean>> => {
       const { stdout } = await run(`${LOADGEN_DIR}loadgen`, args.map(String), { timeout: 30_000 });

@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import type { Test } from 'tap';
 import t from 'tap';
 import { captureFirstBytes, exchange } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { connectionLine, fdCount, type LogLine, type MuxProcess, rssBytes, startMux } from './helpers/mux.js';
 import { closedPort, listen, sha256, startRecorder } from './helpers/servers.js';
 
@@ -164,15 +165,7 @@ t.test(
     const rec = await startRecorder(t, 'healthy');
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[[route]]
-name = "fragile"
-protocol = "ssh"
-backend = "127.0.0.1:${rec.port}"
-[[route]]
-name = "resetting"
-backend = "127.0.0.1:${resetter}"
-`,
+      muxConfig(route('fragile', rec.port, { protocol: 'ssh' }), route('resetting', resetter)),
     );
     const ex = await sendAndAck(mux.port, sent, reply.length);
     t.ok(ex.errored, `the client's connection was cut, not finished (${ex.errored})`);
@@ -244,14 +237,7 @@ t.test(
   'a backend that never reads pauses the client: mux memory stays bounded while 256 MiB wait',
   async (t) => {
     const stalled = await startStalled(t);
-    const mux = await startMux(
-      t,
-      `listen = ["127.0.0.1:0"]
-[[route]]
-name = "stuck"
-backend = "127.0.0.1:${stalled.port}"
-`,
-    );
+    const mux = await startMux(t, muxConfig(route('stuck', stalled.port)));
     const baseline = await rssBytes(mux.pid);
     const total = 256 * MiB;
     const client = net.connect({ port: mux.port, host: '127.0.0.1', allowHalfOpen: true });
@@ -298,14 +284,7 @@ t.test(
     });
     t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const port = await listen(server);
-    const mux = await startMux(
-      t,
-      `listen = ["127.0.0.1:0"]
-[[route]]
-name = "flood"
-backend = "127.0.0.1:${port}"
-`,
-    );
+    const mux = await startMux(t, muxConfig(route('flood', port)));
     const baseline = await rssBytes(mux.pid);
     const client = net.connect({ port: mux.port, host: '127.0.0.1', allowHalfOpen: true });
     client.on('error', () => {});
@@ -344,13 +323,7 @@ t.test('a client that sends undecidable bytes without end is cut at max_peek_byt
   const rec = await startRecorder(t, 'any');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[limits]
-max_peek_bytes = 16384
-[[route]]
-name = "any"
-backend = "127.0.0.1:${rec.port}"
-`,
+    muxConfig(table('limits', { max_peek_bytes: 16384 }), route('any', rec.port)),
   );
   // Two full TLS records of a ClientHello that announces 65,000 bytes: the parser wants more, however
   // the mux's reads split them, and 32 KiB is past the limit.
@@ -371,13 +344,7 @@ t.test('an HTTP request line that never ends is refused at 16 KiB, whatever max_
   const rec = await startRecorder(t, 'any');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[limits]
-max_peek_bytes = 1048576
-[[route]]
-name = "any"
-backend = "127.0.0.1:${rec.port}"
-`,
+    muxConfig(table('limits', { max_peek_bytes: 1048576 }), route('any', rec.port)),
   );
   const endless = Buffer.concat([Buffer.from('GET /'), Buffer.alloc(MiB, 'a')]);
   const ex = await exchange(mux.port, endless, { chunk: 4096 });
@@ -392,15 +359,7 @@ backend = "127.0.0.1:${rec.port}"
 
 t.test('a client that resets mid-hello is dropped before any backend; fds return to baseline', async (t) => {
   const rec = await startRecorder(t, 'tls');
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${rec.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(route('tls', rec.port, { protocol: 'tls' })));
   const baseline = await fdCount(mux.pid);
   const hello = await helloFor('reset.example');
   const N = 20;
@@ -435,15 +394,7 @@ t.test(
     const fallback = await startRecorder(t, 'fallback');
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[[route]]
-name = "tls"
-sni = ["half.example"]
-backend = "127.0.0.1:${tlsRec.port}"
-[[route]]
-name = "fallback"
-backend = "127.0.0.1:${fallback.port}"
-`,
+      muxConfig(route('tls', tlsRec.port, { sni: ['half.example'] }), route('fallback', fallback.port)),
     );
     const hello = await helloFor('half.example');
     const partial = hello.subarray(0, 50);
@@ -469,15 +420,7 @@ backend = "127.0.0.1:${fallback.port}"
 
 t.test('without a catch-all, a half-closed undecided client is refused as no_route', async (t) => {
   const rec = await startRecorder(t, 'tls');
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${rec.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(route('tls', rec.port, { protocol: 'tls' })));
   const hello = await helloFor('x.example');
   const ex = await exchange(mux.port, hello.subarray(0, 30));
   t.equal(ex.reply.length, 0);
@@ -488,13 +431,7 @@ t.test('a backend name that does not resolve is skipped for the next backend', a
   const rec = await startRecorder(t, 'second');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-connect = "5s"
-[[route]]
-name = "named"
-backends = ["nothing.invalid:443", "127.0.0.1:${rec.port}"]
-`,
+    muxConfig(table('timeouts', { connect: '5s' }), route('named', ['nothing.invalid:443', rec.port])),
   );
   const body = Buffer.from('\xffafter a failed lookup', 'latin1');
   const ex = await exchange(mux.port, body);
@@ -513,13 +450,7 @@ t.test('a blackholed backend hits timeouts.connect and the next backend serves',
   const rec = await startRecorder(t, 'after-timeout');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-connect = "300ms"
-[[route]]
-name = "hole-first"
-backends = ["127.0.0.1:${hole}", "127.0.0.1:${rec.port}"]
-`,
+    muxConfig(table('timeouts', { connect: '300ms' }), route('hole-first', [hole, rec.port])),
   );
   const body = Buffer.from('\xffwaited for the timeout', 'latin1');
   const ex = await exchange(mux.port, body);
@@ -540,21 +471,12 @@ t.test('routes whose backends are down or hanging fail alone; the others keep se
   const rec = await startRecorder(t, 'up');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-connect = "3s"
-[[route]]
-name = "hanging"
-sni = ["hang.example"]
-backend = "127.0.0.1:${hole}"
-[[route]]
-name = "down"
-protocol = "ssh"
-backend = "127.0.0.1:${dead}"
-[[route]]
-name = "up"
-backend = "127.0.0.1:${rec.port}"
-`,
+    muxConfig(
+      table('timeouts', { connect: '3s' }),
+      route('hanging', hole, { sni: ['hang.example'] }),
+      route('down', dead, { protocol: 'ssh' }),
+      route('up', rec.port),
+    ),
   );
   const baseline = await fdCount(mux.pid);
   const hangHello = await helloFor('hang.example');
@@ -610,16 +532,7 @@ t.test(
     });
     t.teardown(() => new Promise<void>((resolve) => echo.close(() => resolve())));
     const echoPort = await listen(echo);
-    const mux = await startMux(
-      t,
-      `listen = ["127.0.0.1:0"]
-[timeouts]
-detect = "300ms"
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echoPort}"
-`,
-    );
+    const mux = await startMux(t, muxConfig(table('timeouts', { detect: '300ms' }), route('echo', echoPort)));
     const baseline = await fdCount(mux.pid);
     // Room for a dozen relayed connections, then EMFILE on accept and on backend connects.
     execFileSync(prlimit!, ['--pid', String(mux.pid), `--nofile=${baseline + 24}:${baseline + 24}`]);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { exchange, tlsThrough } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { BIN, connectionLine, startMux } from './helpers/mux.js';
 import { hasIpv6Loopback } from './helpers/programs.js';
 import { closedPort, listen, startEcho, startRecorder, startTlsBackend } from './helpers/servers.js';
@@ -34,16 +35,10 @@ t.test(
     const rec = await startRecorder(t, 'plain');
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[[route]]
-name = "app"
-sni = ["app.example"]
-backend = "127.0.0.1:${tlsBackend.port}"
-[[route]]
-name = "plain"
-protocol = "http"
-backend = "127.0.0.1:${rec.port}"
-`,
+      muxConfig(
+        route('app', tlsBackend.port, { sni: ['app.example'] }),
+        route('plain', rec.port, { protocol: 'http' }),
+      ),
     );
     const r = await tlsThrough(mux.port, 'app.example', ['h2']);
     const line = await connectionLine(mux, r.localPort);
@@ -90,22 +85,12 @@ t.test(
     const silent = await startEcho(t);
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[timeouts]
-idle = "300ms"
-[[route]]
-name = "closer"
-protocol = "ssh"
-backend = "127.0.0.1:${closer.port}"
-[[route]]
-name = "resetter"
-protocol = "http"
-backend = "127.0.0.1:${resetter.port}"
-[[route]]
-name = "silent"
-protocol = "socks5"
-backend = "127.0.0.1:${silent.port}"
-`,
+      muxConfig(
+        table('timeouts', { idle: '300ms' }),
+        route('closer', closer.port, { protocol: 'ssh' }),
+        route('resetter', resetter.port, { protocol: 'http' }),
+        route('silent', silent.port, { protocol: 'socks5' }),
+      ),
     );
     const a = await exchange(mux.port, Buffer.from('SSH-2.0-x\r\n'), { end: false });
     t.equal(a.reply.toString(), 'bye');
@@ -144,10 +129,7 @@ backend = "127.0.0.1:${silent.port}"
 
 t.test('never more than one line per connection, however many chunks it relays', async (t) => {
   const rec = await startRecorder(t, 'rec');
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]\n[[route]]\nname = "rec"\nbackend = "127.0.0.1:${rec.port}"\n`,
-  );
+  const mux = await startMux(t, muxConfig(route('rec', rec.port)));
   const bytes = Buffer.from(`SSH-2.0-x\r\n${'y'.repeat(300)}`);
   const r = await exchange(mux.port, bytes, { chunk: 1 });
   t.equal((await rec.received[0])?.length, bytes.length);
@@ -236,10 +218,7 @@ const isJson = (line: string): boolean => {
 
 t.test('format = "pretty" writes readable lines, not JSON, one per event', async (t) => {
   const echo = await startEcho(t);
-  const mux = spawnMux(
-    t,
-    `listen = ["127.0.0.1:0"]\n[log]\nformat = "pretty"\n[[route]]\nname = "echo"\nbackend = "127.0.0.1:${echo.port}"\n`,
-  );
+  const mux = spawnMux(t, muxConfig(table('log', { format: 'pretty' }), route('echo', echo.port)));
   const started = await mux.waitFor((l) => l.includes('sni-mux started'));
   t.match(started, /INFO.*sni-mux started/);
   const port = Number(/"port":\s*(\d+)/.exec(started)?.[1]);

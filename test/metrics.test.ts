@@ -5,6 +5,7 @@ import net from 'node:net';
 import t from 'tap';
 import { REJECT_REASONS } from '../lib/reasons.js';
 import { exchange } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { buildClientHello } from './helpers/hello-builder.js';
 import { adminPort, scrape, seriesKeys, value } from './helpers/metrics.js';
 import { connectionLine, startMux } from './helpers/mux.js';
@@ -15,18 +16,11 @@ t.test('connections and bytes are counted per route, protocol and direction', as
   const web = await startRecorder(t, 'web');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "ssh"
-protocol = "ssh"
-backend = "127.0.0.1:${ssh.port}"
-[[route]]
-name = "web"
-protocol = "http"
-backend = "127.0.0.1:${web.port}"
-`,
+    muxConfig(
+      table('admin', { listen: '127.0.0.1:0' }),
+      route('ssh', ssh.port, { protocol: 'ssh' }),
+      route('web', web.port, { protocol: 'http' }),
+    ),
   );
   const admin = adminPort(mux);
   const before = await scrape(admin);
@@ -79,13 +73,7 @@ t.test("a long connection's bytes show while it is open, and the counter never g
   const echo = await startEcho(t);
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
+    muxConfig(table('admin', { listen: '127.0.0.1:0' }), route('echo', echo.port)),
   );
   const admin = adminPort(mux);
   const s = net.connect({ port: mux.port, host: '127.0.0.1' });
@@ -128,14 +116,7 @@ t.test(
     const dead = await closedPort();
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "ssh"
-protocol = "ssh"
-backend = "127.0.0.1:${dead}"
-`,
+      muxConfig(table('admin', { listen: '127.0.0.1:0' }), route('ssh', dead, { protocol: 'ssh' })),
     );
     const admin = adminPort(mux);
     const before = await scrape(admin);
@@ -178,18 +159,11 @@ t.test('server names and ALPN sent by strangers never become label values', asyn
   const rest = await startRecorder(t, 'rest');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "known"
-sni = ["known.example"]
-backend = "127.0.0.1:${known.port}"
-[[route]]
-name = "other-tls"
-protocol = "tls"
-backend = "127.0.0.1:${rest.port}"
-`,
+    muxConfig(
+      table('admin', { listen: '127.0.0.1:0' }),
+      route('known', known.port, { sni: ['known.example'] }),
+      route('other-tls', rest.port, { protocol: 'tls' }),
+    ),
   );
   const admin = adminPort(mux);
   const before = seriesKeys(await scrape(admin));
@@ -254,10 +228,7 @@ ${extra}`;
 
 t.test('docs/metrics.md describes every sni-mux metric exposed, and no other', async (t) => {
   const echo = await startEcho(t);
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]\n[admin]\nlisten = "127.0.0.1:0"\n[[route]]\nname = "e"\nbackend = "127.0.0.1:${echo.port}"\n`,
-  );
+  const mux = await startMux(t, muxConfig(table('admin', { listen: '127.0.0.1:0' }), route('e', echo.port)));
   const exposed = new Set(
     (await scrape(adminPort(mux)))
       .map((s) => s.name.replace(/_(bucket|sum|count)$/, ''))

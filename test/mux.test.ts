@@ -4,6 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
 import { captureFirstBytes, exchange, tlsThrough } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { connectionLine, fdCount, startMux } from './helpers/mux.js';
 import {
   closedPort,
@@ -20,20 +21,11 @@ t.test('TLS clients reach the backend their server name routes to', async (t) =>
   const apex = await startTlsBackend(t, 'bjk.is');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "blog"
-sni = ["blog.bjk.is"]
-backend = "127.0.0.1:${blog.port}"
-[[route]]
-name = "apex"
-sni = ["bjk.is"]
-backend = "127.0.0.1:${apex.port}"
-[[route]]
-name = "sites"
-sni = ["*.bjk.is"]
-backend = "127.0.0.1:${sites.port}"
-`,
+    muxConfig(
+      route('blog', blog.port, { sni: ['blog.bjk.is'] }),
+      route('apex', apex.port, { sni: ['bjk.is'] }),
+      route('sites', sites.port, { sni: ['*.bjk.is'] }),
+    ),
   );
   const r1 = await tlsThrough(mux.port, 'blog.bjk.is');
   t.equal(r1.subjectCN, 'blog.bjk.is');
@@ -53,21 +45,11 @@ t.test('ALPN narrows a route; a hello without SNI matches only routes without sn
   const nosni = await startTlsBackend(t, 'no-sni');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "h2"
-sni = ["app.example"]
-alpn = ["h2"]
-backend = "127.0.0.1:${h2.port}"
-[[route]]
-name = "app"
-sni = ["app.example"]
-backend = "127.0.0.1:${other.port}"
-[[route]]
-name = "tls-any"
-protocol = "tls"
-backend = "127.0.0.1:${nosni.port}"
-`,
+    muxConfig(
+      route('h2', h2.port, { sni: ['app.example'], alpn: ['h2'] }),
+      route('app', other.port, { sni: ['app.example'] }),
+      route('tls-any', nosni.port, { protocol: 'tls' }),
+    ),
   );
   t.equal((await tlsThrough(mux.port, 'app.example', ['h2'])).subjectCN, 'h2-only');
   t.equal((await tlsThrough(mux.port, 'app.example', ['http/1.1'])).subjectCN, 'other');
@@ -82,15 +64,7 @@ t.test('a ClientHello sent one byte per write still routes, every byte delivered
   const other = await startRecorder(t, 'other');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "blog"
-sni = ["blog.bjk.is"]
-backend = "127.0.0.1:${rec.port}"
-[[route]]
-name = "other"
-backend = "127.0.0.1:${other.port}"
-`,
+    muxConfig(route('blog', rec.port, { sni: ['blog.bjk.is'] }), route('other', other.port)),
   );
   const hello = await captureFirstBytes((port) =>
     tls.connect({ port, host: '127.0.0.1', servername: 'blog.bjk.is', rejectUnauthorized: false }),
@@ -105,15 +79,10 @@ t.test('a client that sends nothing reaches the on_timeout route after timeouts.
   const ssh = await startGreeter(t, 'SSH-2.0-test-server');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-detect = "200ms"
-[[route]]
-name = "ssh"
-protocol = "ssh"
-on_timeout = true
-backend = "127.0.0.1:${ssh.port}"
-`,
+    muxConfig(
+      table('timeouts', { detect: '200ms' }),
+      route('ssh', ssh.port, { protocol: 'ssh', on_timeout: true }),
+    ),
   );
   const banner = await new Promise<string>((resolve, reject) => {
     const s = net.connect(mux.port, '127.0.0.1');
@@ -133,14 +102,7 @@ t.test('without an on_timeout route a silent client is closed after timeouts.det
   const rec = await startRecorder(t, 'any');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-detect = "100ms"
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${rec.port}"
-`,
+    muxConfig(table('timeouts', { detect: '100ms' }), route('tls', rec.port, { protocol: 'tls' })),
   );
   const ex = await exchange(mux.port, Buffer.alloc(0), { end: false });
   t.equal(ex.reply.length, 0);
@@ -149,15 +111,7 @@ backend = "127.0.0.1:${rec.port}"
 
 t.test('garbage with no catch-all is closed; the process keeps serving', async (t) => {
   const rec = await startRecorder(t, 'tls');
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${rec.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(route('tls', rec.port, { protocol: 'tls' })));
   for (let i = 0; i < 20; i++) {
     const junk = randomBytes(64);
     junk[0] = 0xff; // never a TLS record or any probe's first byte
@@ -180,15 +134,7 @@ t.test('bytes that match no protocol go to the catch-all route', async (t) => {
   const fallback = await startRecorder(t, 'fallback');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${tlsRec.port}"
-[[route]]
-name = "fallback"
-backend = "127.0.0.1:${fallback.port}"
-`,
+    muxConfig(route('tls', tlsRec.port, { protocol: 'tls' }), route('fallback', fallback.port)),
   );
   const payload = Buffer.from('\xffhello, whoever you are\r\n', 'latin1');
   const ex = await exchange(mux.port, payload);
@@ -202,20 +148,11 @@ t.test('HTTP routes by Host header, SSH by banner', async (t) => {
   const ssh = await startRecorder(t, 'ssh');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "blog"
-host = ["blog.bjk.is"]
-backend = "127.0.0.1:${blog.port}"
-[[route]]
-name = "http"
-protocol = "http"
-backend = "127.0.0.1:${other.port}"
-[[route]]
-name = "ssh"
-protocol = "ssh"
-backend = "127.0.0.1:${ssh.port}"
-`,
+    muxConfig(
+      route('blog', blog.port, { host: ['blog.bjk.is'] }),
+      route('http', other.port, { protocol: 'http' }),
+      route('ssh', ssh.port, { protocol: 'ssh' }),
+    ),
   );
   const req = Buffer.from('GET / HTTP/1.1\r\nUser-Agent: t\r\nHost: Blog.BJK.is:8080\r\n\r\n');
   t.match((await exchange(mux.port, req)).reply.toString(), /^blog-http /);
@@ -227,14 +164,7 @@ backend = "127.0.0.1:${ssh.port}"
 
 t.test('half-close: the client shuts down writing and still gets the whole reply', async (t) => {
   const rec = await startRecorder(t, 'counter');
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "all"
-backend = "127.0.0.1:${rec.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(route('all', rec.port)));
   const body = Buffer.concat([Buffer.from('\xff', 'latin1'), randomBytes(3 * 1024 * 1024)]);
   const ex = await exchange(mux.port, body);
   t.equal(ex.reply.toString(), `counter ${body.length} ${sha256(body)}`);
@@ -248,14 +178,7 @@ backend = "127.0.0.1:${rec.port}"
 
 t.test('bulk data both ways arrives identical', async (t) => {
   const echo = await startEcho(t);
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(route('echo', echo.port)));
   const body = Buffer.concat([Buffer.from([0xff]), randomBytes(16 * 1024 * 1024)]);
   const ex = await exchange(mux.port, body, { chunk: 65536 });
   t.equal(ex.reply.length, body.length);
@@ -268,15 +191,7 @@ t.test('a backend that refuses is skipped for the next one; all down closes the 
   const rec = await startRecorder(t, 'second');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "up"
-sni = ["up.example"]
-backends = ["127.0.0.1:${dead1}", "127.0.0.1:${rec.port}"]
-[[route]]
-name = "down"
-backends = ["127.0.0.1:${dead1}", "127.0.0.1:${dead2}"]
-`,
+    muxConfig(route('up', [dead1, rec.port], { sni: ['up.example'] }), route('down', [dead1, dead2])),
   );
   const hello = await captureFirstBytes((port) =>
     tls.connect({ port, host: '127.0.0.1', servername: 'up.example', rejectUnauthorized: false }),
@@ -309,18 +224,11 @@ t.test('file descriptors return to baseline after many connections of every outc
   const dead = await closedPort();
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-detect = "100ms"
-[[route]]
-name = "ssh"
-protocol = "ssh"
-backend = "127.0.0.1:${dead}"
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${rec.port}"
-`,
+    muxConfig(
+      table('timeouts', { detect: '100ms' }),
+      route('ssh', dead, { protocol: 'ssh' }),
+      route('tls', rec.port, { protocol: 'tls' }),
+    ),
   );
   const baseline = await fdCount(mux.pid);
   const hello = await captureFirstBytes((port) =>
@@ -343,14 +251,7 @@ backend = "127.0.0.1:${rec.port}"
 
 t.test('SIGTERM drains: exits 0 after the live connection finishes', async (t) => {
   const echo = await startEcho(t);
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(route('echo', echo.port)));
   const s = net.connect(mux.port, '127.0.0.1');
   s.write('\xffping');
   await new Promise((resolve) => s.once('data', resolve));

@@ -3,6 +3,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
 import { captureFirstBytes, exchange } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { connectionLine, startMux } from './helpers/mux.js';
 import { holdOpen } from './helpers/ops.js';
 import { sha256, startEcho, startRecorder } from './helpers/servers.js';
@@ -14,15 +15,7 @@ t.test('SIGTERM: new connections are refused, accepted ones finish, exit code 0'
   const rec = await startRecorder(t, 'tls');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${rec.port}"
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
+    muxConfig(route('tls', rec.port, { protocol: 'tls' }), route('echo', echo.port)),
   );
   const hello = await captureFirstBytes((port) =>
     tls.connect({ port, host: '127.0.0.1', servername: 'late.example', rejectUnauthorized: false }),
@@ -67,16 +60,7 @@ backend = "127.0.0.1:${echo.port}"
 
 t.test('past timeouts.drain the remaining connections are closed and the process exits 0', async (t) => {
   const echo = await startEcho(t);
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-drain = "200ms"
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(table('timeouts', { drain: '200ms' }), route('echo', echo.port)));
   const live = await holdOpen(mux.port);
   if (live.kind !== 'open') throw new Error('not relayed');
   mux.proc.kill('SIGTERM');
@@ -92,16 +76,7 @@ backend = "127.0.0.1:${echo.port}"
 
 t.test('a second signal closes everything and exits at once; SIGHUP while draining is ignored', async (t) => {
   const echo = await startEcho(t);
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-drain = "1h"
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(table('timeouts', { drain: '1h' }), route('echo', echo.port)));
   const live = await holdOpen(mux.port);
   if (live.kind !== 'open') throw new Error('not relayed');
   mux.proc.kill('SIGTERM');

@@ -3,6 +3,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { captureFirstBytes } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { connectionLine, fdCount, type MuxProcess, startMux } from './helpers/mux.js';
 import { type Held, holdOpen } from './helpers/ops.js';
 import { startEcho, startRecorder } from './helpers/servers.js';
@@ -35,14 +36,10 @@ t.test(
     const echo = await startEcho(t);
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[limits]
-max_connections = 100
-max_connections_per_source = 3
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
+      muxConfig(
+        table('limits', { max_connections: 100, max_connections_per_source: 3 }),
+        route('echo', echo.port),
+      ),
     );
     const baseline = await fdCount(mux.pid);
     const held = [
@@ -77,14 +74,10 @@ t.test('max_connections: the cap counts every source; the N+1th is refused', asy
   const echo = await startEcho(t);
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[limits]
-max_connections = 3
-max_connections_per_source = 100
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
+    muxConfig(
+      table('limits', { max_connections: 3, max_connections_per_source: 100 }),
+      route('echo', echo.port),
+    ),
   );
   const baseline = await fdCount(mux.pid);
   const held = [
@@ -118,14 +111,7 @@ t.test(
     const rec = await startRecorder(t, 'tls');
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[timeouts]
-detect = "300ms"
-[[route]]
-name = "tls"
-protocol = "tls"
-backend = "127.0.0.1:${rec.port}"
-`,
+      muxConfig(table('timeouts', { detect: '300ms' }), route('tls', rec.port, { protocol: 'tls' })),
     );
     const baseline = await fdCount(mux.pid);
     const hello = await captureFirstBytes((port) =>

@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { exchange, tlsThrough } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { adminPort, request } from './helpers/metrics.js';
 import { connectionLine, startMux } from './helpers/mux.js';
 import { freePort, missing, program, run, startDaemon, tempDir } from './helpers/programs.js';
@@ -21,22 +22,12 @@ t.test(
     const ssh = await startGreeter(t, 'SSH-2.0-OpenSSH_9.2');
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "web"
-sni = ["web.example"]
-backend = "127.0.0.1:${web.port}"
-[[route]]
-name = "ssh"
-protocol = "ssh"
-backend = "127.0.0.1:${ssh.port}"
-[[route]]
-name = "idle-route"
-protocol = "openvpn"
-backend = "127.0.0.1:${ssh.port}"
-`,
+      muxConfig(
+        table('admin', { listen: '127.0.0.1:0' }),
+        route('web', web.port, { sni: ['web.example'] }),
+        route('ssh', ssh.port, { protocol: 'ssh' }),
+        route('idle-route', ssh.port, { protocol: 'openvpn' }),
+      ),
     );
     const admin = adminPort(mux);
     const ports: number[] = [];
@@ -127,13 +118,7 @@ t.test(
     const echo = await startGreeter(t, 'hi');
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "any"
-backend = "127.0.0.1:${echo.port}"
-`,
+      muxConfig(table('admin', { listen: '127.0.0.1:0' }), route('any', echo.port)),
     );
     const r = await exchange(mux.port, Buffer.from('x'));
     await connectionLine(mux, r.localPort);

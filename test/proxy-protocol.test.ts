@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { parseProxyHeader } from '../lib/proxy/parse.js';
 import { captureFirstBytes } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { adminPort, scrape, value } from './helpers/metrics.js';
 import { connectionLine, fdCount, type MuxProcess, startMux } from './helpers/mux.js';
 import {
@@ -307,19 +308,10 @@ t.test('the v2 TLVs carry the SNI and ALPN, and the hello follows the header unc
   const rec = await startRecorder(t, 'rec');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "h2"
-sni = "rec.test"
-alpn = "h2"
-backend = "127.0.0.1:${rec.port}"
-proxy_protocol = "v2"
-[[route]]
-name = "v1"
-sni = "v1.rec.test"
-backend = "127.0.0.1:${rec.port}"
-proxy_protocol = "v1"
-`,
+    muxConfig(
+      route('h2', rec.port, { sni: 'rec.test', alpn: 'h2', proxy_protocol: 'v2' }),
+      route('v1', rec.port, { sni: 'v1.rec.test', proxy_protocol: 'v1' }),
+    ),
   );
   const hello = (servername: string): Promise<Buffer> =>
     captureFirstBytes(
@@ -438,17 +430,12 @@ t.test('forged, missing and malformed headers are refused and counted; the mux k
   const rec = await startRecorder(t, 'rec');
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-detect = "300ms"
-[admin]
-listen = "127.0.0.1:0"
-[accept_proxy]
-from = ["127.0.0.1"]
-[[route]]
-name = "any"
-backend = "127.0.0.1:${rec.port}"
-`,
+    muxConfig(
+      table('timeouts', { detect: '300ms' }),
+      table('admin', { listen: '127.0.0.1:0' }),
+      table('accept_proxy', { from: ['127.0.0.1'] }),
+      route('any', rec.port),
+    ),
   );
   const baseline = await fdCount(mux.pid);
   const v2sig = '\r\n\r\n\0\r\nQUIT\n';
@@ -526,17 +513,12 @@ t.test('behind a trusted proxy, max_connections_per_source counts clients, not t
   const echo = await startEcho(t);
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[limits]
-max_connections_per_source = 2
-[accept_proxy]
-from = ["127.0.0.1"]
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-`,
+    muxConfig(
+      table('admin', { listen: '127.0.0.1:0' }),
+      table('limits', { max_connections_per_source: 2 }),
+      table('accept_proxy', { from: ['127.0.0.1'] }),
+      route('echo', echo.port),
+    ),
   );
   /** Opens a connection "from" client:port through the trusted peer; resolves with whether it was relayed. */
   const open = (client: string, port: number): Promise<boolean> =>

@@ -3,20 +3,13 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
 import { exchange } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { connectionLine, startMux } from './helpers/mux.js';
 import { sha256, startEcho, startRecorder } from './helpers/servers.js';
 
 t.test('a detected head larger than a socket buffer, then a megabyte, all arrive in order', async (t) => {
   const rec = await startRecorder(t, 'web');
-  const mux = await startMux(
-    t,
-    `listen = ["127.0.0.1:0"]
-[[route]]
-name = "web"
-protocol = "http"
-backend = "127.0.0.1:${rec.port}"
-`,
-  );
+  const mux = await startMux(t, muxConfig(route('web', rec.port, { protocol: 'http' })));
   // 40 KB of headers in the first write: the replayed head alone fills the backend socket's buffer.
   const head = Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(40_000)}\r\n\r\n`);
   const body = randomBytes(1 << 20);
@@ -33,14 +26,7 @@ t.test('traffic either way keeps a relay open past its idle timeout; silence clo
   const echo = await startEcho(t);
   const mux = await startMux(
     t,
-    `listen = ["127.0.0.1:0"]
-[timeouts]
-idle = "1s"
-[[route]]
-name = "echo"
-protocol = "ssh"
-backend = "127.0.0.1:${echo.port}"
-`,
+    muxConfig(table('timeouts', { idle: '1s' }), route('echo', echo.port, { protocol: 'ssh' })),
   );
   const s = net.connect({ port: mux.port, host: '127.0.0.1' });
   await new Promise<void>((resolve) => s.once('connect', () => resolve()));
