@@ -14,6 +14,7 @@ function routes(count: number, wildcard: boolean): RouteConfig[] {
       index: i,
       sni: [wildcard ? `*.site${i}.example.com` : `site${i}.example.com`],
       onTimeout: false,
+      balance: 'first',
       backends: [{ host: '127.0.0.1', port: 1000 + (i % 60000), text: `127.0.0.1:${1000 + (i % 60000)}` }],
     });
   }
@@ -22,6 +23,7 @@ function routes(count: number, wildcard: boolean): RouteConfig[] {
     name: 'rest',
     index: count,
     onTimeout: false,
+    balance: 'first',
     backends: [{ host: '127.0.0.1', port: 9, text: '127.0.0.1:9' }],
   });
   return out;

@@ -1,6 +1,7 @@
 // One client connection's way through the stages: detect → route → connect → relay, then one report.
 import type net from 'node:net';
 import type { Config, Endpoint, RouteConfig } from './config/types.js';
+import type { Balancer } from './connect/balance.js';
 import { type ConnectFailure, connectBackend } from './connect/connector.js';
 import { detect } from './detect/detect.js';
 import { PeekBuffer } from './detect/peek.js';
@@ -17,6 +18,7 @@ import type { Router } from './route/router.js';
 export interface ConnectionContext {
   readonly config: Config;
   readonly router: Router;
+  readonly balancer: Balancer;
   readonly observer: ConnectionObserver;
 }
 
@@ -254,7 +256,8 @@ export class Connection implements RelayOwner {
   }
 
   private routeTo(route: RouteConfig): void {
-    this.detectMs = performance.now() - this.acceptedAt;
+    const now = performance.now();
+    this.detectMs = now - this.acceptedAt;
     clearTimeout(this.detectTimer);
     this.detectTimer = undefined;
     const c = this.client;
@@ -264,10 +267,12 @@ export class Connection implements RelayOwner {
     this.route = route;
     this.stage = Stage.Connecting;
     this.ctx.observer.onRouted(this);
-    this.cancelConnect = connectBackend(route.backends, this.ctx.config.timeouts.connect, this);
+    const backends = this.ctx.balancer.order(route, now);
+    this.cancelConnect = connectBackend(backends, this.ctx.config.timeouts.connect, this);
   }
 
   onConnectFailure(failure: ConnectFailure): void {
+    this.ctx.balancer.failed(failure.backend, performance.now());
     this.ctx.observer.onConnectFailure(this, failure);
   }
 
@@ -280,6 +285,7 @@ export class Connection implements RelayOwner {
     this.cancelConnect = undefined;
     this.backend = endpoint;
     this.connectMs = ms;
+    this.ctx.balancer.connected(endpoint);
     backend.setKeepAlive(true, KEEPALIVE_MS);
     const c = this.client;
     c.removeListener('end', onEnd);

@@ -1,6 +1,7 @@
 // The mux: owns the listeners, the config in force and the live connections; wires the stages together.
 import type net from 'node:net';
 import type { Config } from './config/types.js';
+import { Balancer } from './connect/balance.js';
 import type { ConnectFailure } from './connect/connector.js';
 import { Connection, type ConnectionContext, type ConnectionObserver } from './connection.js';
 import { Listeners } from './listen/listener.js';
@@ -37,7 +38,7 @@ export class Mux implements ConnectionObserver {
   constructor(config: Config, options: MuxOptions) {
     this.log = options.logger;
     this.observer = options.observer;
-    this.ctx = { config, router: new Router(config.routes), observer: this };
+    this.ctx = this.context(config);
     this.listeners = new Listeners(this.accept);
   }
 
@@ -62,7 +63,13 @@ export class Mux implements ConnectionObserver {
     await this.listeners.update(config.listen);
     // A stop that came while binding closed the old set only: close what this call opened too.
     if (this.stopping) this.listeners.closeAll();
-    this.ctx = { config, router: new Router(config.routes), observer: this };
+    this.ctx = this.context(config, this.ctx.balancer);
+  }
+
+  /** What connections accepted under this config share: the config, its router and balancer. */
+  private context(config: Config, previous?: Balancer): ConnectionContext {
+    const balancer = new Balancer(config.routes, config.timeouts.backendDown, previous);
+    return { config, router: new Router(config.routes), balancer, observer: this };
   }
 
   /**

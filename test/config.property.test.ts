@@ -324,7 +324,7 @@ const routeArb: fc.Arbitrary<RouteConfig> = fc
     { requiredKeys: ['kind'] },
   )
   .map((k) => {
-    const r: RouteConfig = { name: 'r', index: 0, onTimeout: false, backends: [] };
+    const r: RouteConfig = { name: 'r', index: 0, onTimeout: false, backends: [], balance: 'first' };
     if (k.source) r.source = k.source;
     if (k.kind === 'tls' && (k.sni || k.alpn)) {
       r.protocol = ['tls'];

@@ -122,7 +122,7 @@ t.test('loadConfig reports problems under the path the user gave', async (t) => 
 
 t.test('defaults fill every table left out', async (t) => {
   const { config } = ok(toml(...HEAD, ...ROUTE));
-  t.same(config.timeouts, { detect: 5000, connect: 5000, idle: 900_000, drain: 30_000 });
+  t.same(config.timeouts, { detect: 5000, connect: 5000, idle: 900_000, drain: 30_000, backendDown: 10_000 });
   t.same(config.limits, { maxConnections: 10_000, maxConnectionsPerSource: 256, maxPeekBytes: 65_536 });
   t.same(config.log, { level: 'info', format: 'auto' });
   t.equal(config.admin, undefined);
@@ -130,6 +130,7 @@ t.test('defaults fill every table left out', async (t) => {
   t.equal(config.user, undefined);
   t.same(config.listen.length, 1, 'a single listen string is a one-element list');
   t.equal(config.routes[0]!.onTimeout, false);
+  t.equal(config.routes[0]!.balance, 'first', 'backends are tried in the order written');
   t.equal(config.routes[0]!.protocol, undefined);
   t.equal(config.file, 'mux.toml');
 });
@@ -146,6 +147,7 @@ t.test('every documented key is read', async (t) => {
       'connect = "1500ms"',
       'idle = "1h"',
       'drain = "1m30s"',
+      'backend_down = "30s"',
       '[limits]',
       'max_connections = 5',
       'max_connections_per_source = 2',
@@ -161,11 +163,18 @@ t.test('every documented key is read', async (t) => {
       'name = "all"',
       'protocol = ["ssh", "http"]',
       'source = "2001:db8::/32"',
-      'backend = "[2001:db8::1]:22"',
+      'backends = ["[2001:db8::1]:22", "[2001:db8::2]:22"]',
+      'balance = "roundrobin"',
       'proxy_protocol = "v1"',
     ),
   );
-  t.same(config.timeouts, { detect: 2000, connect: 1500, idle: 3_600_000, drain: 90_000 });
+  t.same(config.timeouts, {
+    detect: 2000,
+    connect: 1500,
+    idle: 3_600_000,
+    drain: 90_000,
+    backendDown: 30_000,
+  });
   t.same(config.limits, { maxConnections: 5, maxConnectionsPerSource: 2, maxPeekBytes: 16_384 });
   t.same(config.log, { level: 'debug', format: 'json' });
   t.equal(config.user, 'snimux');
@@ -184,6 +193,7 @@ t.test('every documented key is read', async (t) => {
   t.same(r.backends[0], { host: '2001:db8::1', port: 22, text: '[2001:db8::1]:22' });
   t.equal(r.source?.[0]?.family, 6);
   t.equal(r.proxyProtocol, 'v1');
+  t.equal(r.balance, 'roundrobin');
 });
 
 t.test('names in sni and host are lowercased and lose a trailing dot', async (t) => {
@@ -242,8 +252,39 @@ t.test('unknown keys are reported with the closest known key or the right table'
     'mux.toml:8:1: route[1].bakends: unknown key; did you mean `backends`?',
     'mux.toml:10:1: route[1].server_name: unknown key; did you mean `sni`?',
     'mux.toml:11:1: route[1].group: unknown key; `group` is a top-level key, but keys after a [[route]] header belong to that route: move it above the first [[route]]',
-    'mux.toml:12:1: route[1].colour: unknown key; known keys here: name, protocol, sni, alpn, host, source, on_timeout, backend, backends, proxy_protocol',
+    'mux.toml:12:1: route[1].colour: unknown key; known keys here: name, protocol, sni, alpn, host, source, on_timeout, backend, backends, balance, proxy_protocol',
   ]);
+});
+
+t.test('balance takes "first" or "roundrobin"; other tools\' names for it are pointed at', async (t) => {
+  const route = (name: string, ...keys: string[]): string[] => [
+    '[[route]]',
+    `name = "${name}"`,
+    'backends = ["a:1", "b:1"]',
+    ...keys,
+  ];
+  t.same(
+    errors(
+      toml(
+        ...HEAD,
+        '[timeouts]',
+        'fail_timeout = "10s"',
+        ...route('a', 'balance = "round-robin"'),
+        ...route('b', 'balance = "leastconn"'),
+        ...route('c', 'balancing = "roundrobin"'),
+      ),
+    ),
+    [
+      'mux.toml:3:1: timeouts.fail_timeout: unknown key; did you mean `backend_down`?',
+      'mux.toml:7:1: route[1].balance: expected "first" or "roundrobin", got the string "round-robin"; write balance = "roundrobin"',
+      'mux.toml:11:1: route[2].balance: expected "first" or "roundrobin", got the string "leastconn"; write "first" or "roundrobin"',
+      'mux.toml:15:1: route[3].balancing: unknown key; did you mean `balance`?',
+    ],
+  );
+  const { config } = ok(
+    toml(...HEAD, '[timeouts]', 'backend_down = "0s"', ...route('a', 'balance = "first"')),
+  );
+  t.equal(config.timeouts.backendDown, 0, 'backend_down = "0s" turns the memory of failed backends off');
 });
 
 t.test('a misspelt required key is reported once, as a misspelling, not also as missing', async (t) => {

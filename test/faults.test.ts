@@ -465,6 +465,66 @@ t.test('a blackholed backend hits timeouts.connect and the next backend serves',
   t.match(await connectionLine(mux, ex.localPort), { route: 'hole-first', end: 'client_closed' });
 });
 
+t.test('a blackholed backend costs one client the connect timeout, not every client', async (t) => {
+  const hole = await startBlackhole(t);
+  const rec = await startRecorder(t, 'standby');
+  const mux = await startMux(
+    t,
+    muxConfig(table('timeouts', { connect: '300ms' }), route('hole-first', [hole, rec.port])),
+  );
+  const lines: LogLine[] = [];
+  for (let i = 0; i < 4; i++) {
+    const body = Buffer.from(`\xffclient ${i}`, 'latin1');
+    const ex = await exchange(mux.port, body);
+    t.equal(
+      ex.reply.toString(),
+      `standby ${body.length} ${sha256(body)}`,
+      `client ${i} served by the standby`,
+    );
+    lines.push(await connectionLine(mux, ex.localPort));
+  }
+  const failures = mux.logs.filter((l) => l.msg === 'backend connect failed');
+  t.equal(failures.length, 1, 'only the first client waited for the blackholed backend');
+  t.match(failures[0], { backend: `127.0.0.1:${hole}`, code: 'ETIMEDOUT' });
+  t.same(
+    lines.map((l) => l.backend),
+    Array(4).fill(`127.0.0.1:${rec.port}`),
+  );
+});
+
+t.test(
+  'balance = "roundrobin" spreads connections over the backends and steps over a dead one',
+  async (t) => {
+    const recs = await Promise.all(['a', 'b', 'c'].map((n) => startRecorder(t, n)));
+    const dead = await closedPort();
+    const mux = await startMux(
+      t,
+      muxConfig(
+        route(
+          'spread',
+          recs.map((r) => r.port),
+          { protocol: 'http', balance: 'roundrobin' },
+        ),
+        route('with-dead', [recs[0]!.port, dead, recs[2]!.port], { balance: 'roundrobin' }),
+      ),
+    );
+    const answered = async (bytes: string): Promise<string> => {
+      const ex = await exchange(mux.port, Buffer.from(bytes, 'latin1'));
+      return ex.reply.toString().split(' ')[0]!;
+    };
+    const http: string[] = [];
+    for (let i = 0; i < 6; i++) http.push(await answered(`GET /${i} HTTP/1.0\r\n\r\n`));
+    t.same(http, ['a', 'b', 'c', 'a', 'b', 'c'], 'each backend in turn');
+    const other: string[] = [];
+    for (let i = 0; i < 6; i++) other.push(await answered(`\xffbinary ${i}`));
+    // Rotation a, dead, c: the dead one's first turn fails over to c; once marked, its turns pass to the next up.
+    t.same(other, ['a', 'c', 'c', 'a', 'c', 'a'], 'every client served; the dead backend never answered');
+    const failures = mux.logs.filter((l) => l.msg === 'backend connect failed');
+    t.equal(failures.length, 1, 'the dead backend was tried once, then kept last');
+    t.match(failures[0], { route: 'with-dead', backend: `127.0.0.1:${dead}`, code: 'ECONNREFUSED' });
+  },
+);
+
 t.test('routes whose backends are down or hanging fail alone; the others keep serving', async (t) => {
   const hole = await startBlackhole(t);
   const dead = await closedPort();

@@ -10,7 +10,7 @@ import { Router, routeMatches } from '../lib/route/router.js';
 const backend = [{ host: '127.0.0.1', port: 1, text: '127.0.0.1:1' }];
 
 function route(name: string, keys: Partial<RouteConfig>, index: number): RouteConfig {
-  return { name, index, onTimeout: false, backends: backend, ...keys };
+  return { name, index, onTimeout: false, backends: backend, balance: 'first', ...keys };
 }
 
 function cidr(text: string) {

@@ -15,7 +15,7 @@ export const ROOT_KEYS = [
   'accept_proxy',
   'route',
 ] as const;
-export const TIMEOUT_KEYS = ['detect', 'connect', 'idle', 'drain'] as const;
+export const TIMEOUT_KEYS = ['detect', 'connect', 'idle', 'drain', 'backend_down'] as const;
 export const LIMIT_KEYS = ['max_connections', 'max_connections_per_source', 'max_peek_bytes'] as const;
 export const LOG_KEYS = ['level', 'format'] as const;
 export const ADMIN_KEYS = ['listen'] as const;
@@ -30,6 +30,7 @@ export const ROUTE_KEYS = [
   'on_timeout',
   'backend',
   'backends',
+  'balance',
   'proxy_protocol',
 ] as const;
 
@@ -62,6 +63,8 @@ const ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
     inspect: 'detect',
     probe: 'detect',
     grace: 'drain',
+    fail_timeout: 'backend_down',
+    fail: 'backend_down',
   },
   limits: { maxconn: 'max_connections', max_conn: 'max_connections', peek: 'max_peek_bytes' },
   route: {
@@ -86,6 +89,9 @@ const ALIASES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
     send_proxy: 'proxy_protocol',
     proxy: 'proxy_protocol',
     timeout: 'on_timeout',
+    balancing: 'balance',
+    load_balance: 'balance',
+    lb: 'balance',
   },
 };
 

@@ -9,7 +9,7 @@ import { parseNamePattern } from './names.js';
 import type { Problems, Table } from './read.js';
 import { describe, isTable, readBool, readList, readString } from './read.js';
 import { closest } from './suggest.js';
-import type { Cidr, Endpoint, ProxyProtocolVersion, RouteConfig } from './types.js';
+import type { Balance, Cidr, Endpoint, ProxyProtocolVersion, RouteConfig } from './types.js';
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -91,6 +91,7 @@ export function validateRoute(p: Problems, raw: unknown, i: number): RouteConfig
         );
   const onTimeout = raw.on_timeout === undefined ? false : readBool(p, at('on_timeout'), raw.on_timeout);
   const backends = readBackends(p, path, raw, suggested);
+  const balance = raw.balance === undefined ? 'first' : readBalance(p, at('balance'), raw.balance);
   const proxyProtocol =
     raw.proxy_protocol === undefined
       ? undefined
@@ -124,6 +125,7 @@ export function validateRoute(p: Problems, raw: unknown, i: number): RouteConfig
     index: i,
     onTimeout: onTimeout ?? false,
     backends: backends!,
+    balance: balance!,
   };
   const line = locate(p.index, path)?.line;
   if (line !== undefined) route.line = line;
@@ -215,6 +217,14 @@ function readBackends(
   return readList(p, [...path, 'backends'], many, '["10.0.0.1:443", "10.0.0.2:443"]', (text, itemPath, nth) =>
     endpoint(p, itemPath, text, nth),
   );
+}
+
+function readBalance(p: Problems, path: KeyPath, v: unknown): Balance | undefined {
+  if (v === 'first' || v === 'roundrobin') return v;
+  const guess = typeof v === 'string' && /^(rr|round.?robin)$/i.test(v.trim()) ? 'roundrobin' : undefined;
+  const fix = guess === undefined ? 'write "first" or "roundrobin"' : `write balance = "${guess}"`;
+  p.error(path, `expected "first" or "roundrobin", got ${describe(v)}; ${fix}`);
+  return undefined;
 }
 
 function readProxyProtocol(p: Problems, path: KeyPath, v: unknown): ProxyProtocolVersion | undefined {

@@ -19,6 +19,8 @@ export interface Cidr {
 
 export type ProxyProtocolVersion = 'v1' | 'v2';
 
+export type Balance = 'first' | 'roundrobin';
+
 export interface RouteConfig {
   name: string;
   /** 0-based position in the file: first match wins. */
@@ -35,6 +37,8 @@ export interface RouteConfig {
   onTimeout: boolean;
   /** Tried in turn when a connect fails; at least one. */
   backends: readonly Endpoint[];
+  /** Which backend goes first: always the first listed, or each in turn. */
+  balance: Balance;
   proxyProtocol?: ProxyProtocolVersion;
 }
 
@@ -44,6 +48,8 @@ export interface Timeouts {
   connect: number;
   idle: number;
   drain: number;
+  /** A backend whose connect failed is tried after the others for this long; 0 turns that off. */
+  backendDown: number;
 }
 
 export interface Limits {

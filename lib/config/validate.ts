@@ -21,6 +21,7 @@ export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = {
   connect: 5000,
   idle: 900_000,
   drain: 30_000,
+  backendDown: 10_000,
 };
 export const DEFAULT_LIMITS: Readonly<Limits> = {
   maxConnections: 10_000,
@@ -152,11 +153,13 @@ function readTimeouts(p: Problems, v: unknown): Timeouts {
   const out = { ...DEFAULT_TIMEOUTS };
   if (t === undefined) return out;
   checkKeys(p, ['timeouts'], 'timeouts', t, TIMEOUT_KEYS);
-  // idle = "0s" disables the idle timeout and drain = "0s" closes at once; detect and connect must wait.
+  // "0s" disables the idle timeout and the backend_down memory, and makes a drain close at once;
+  // detect and connect must wait.
   for (const key of TIMEOUT_KEYS) {
     if (t[key] === undefined) continue;
-    const ms = readDuration(p, ['timeouts', key], t[key], key === 'idle' || key === 'drain');
-    if (ms !== undefined) out[key] = ms;
+    const zeroOk = key === 'idle' || key === 'drain' || key === 'backend_down';
+    const ms = readDuration(p, ['timeouts', key], t[key], zeroOk);
+    if (ms !== undefined) out[key === 'backend_down' ? 'backendDown' : key] = ms;
   }
   return out;
 }

@@ -211,6 +211,7 @@ function routeKey(r: RouteConfig): string {
     r.source?.map((c) => c.text),
     r.onTimeout,
     r.backends.map((b) => b.text),
+    r.balance,
     r.proxyProtocol,
   ]);
 }

@@ -12,13 +12,16 @@ export function describeMatch(r: RouteConfig): string {
   return parts.length === 0 ? '(anything: catch-all)' : parts.join(' ');
 }
 
+function describeBackends(r: RouteConfig): string {
+  const notes: string[] = [];
+  if (r.balance === 'roundrobin') notes.push('roundrobin');
+  if (r.proxyProtocol) notes.push(`proxy ${r.proxyProtocol}`);
+  const list = r.backends.map((b) => b.text).join(', ');
+  return notes.length === 0 ? list : `${list} (${notes.join(', ')})`;
+}
+
 export function describeRoutes(config: Config): string {
-  const rows = config.routes.map((r, i) => [
-    String(i + 1),
-    r.name,
-    describeMatch(r),
-    r.backends.map((b) => b.text).join(', ') + (r.proxyProtocol ? ` (proxy ${r.proxyProtocol})` : ''),
-  ]);
+  const rows = config.routes.map((r, i) => [String(i + 1), r.name, describeMatch(r), describeBackends(r)]);
   const header = ['#', 'route', 'matches', 'backends'];
   const widths = header.map((h, col) => Math.max(h.length, ...rows.map((row) => row[col]!.length)));
   const line = (cells: string[]): string =>
