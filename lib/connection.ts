@@ -300,7 +300,7 @@ export class Connection implements RelayOwner {
       backend.cork();
       backend.write(outboundHeader(pp, this));
     }
-    this.relay.start(this.peek.take(), this.clientEnded, this.ctx.config.timeouts.idle);
+    this.relay.start(this.peek.take(), this.clientEnded, this.route!.idle ?? this.ctx.config.timeouts.idle);
     if (pp !== undefined) backend.uncork();
   }
 

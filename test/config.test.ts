@@ -166,6 +166,7 @@ t.test('every documented key is read', async (t) => {
       'backends = ["[2001:db8::1]:22", "[2001:db8::2]:22"]',
       'balance = "roundrobin"',
       'proxy_protocol = "v1"',
+      'idle = "8h"',
     ),
   );
   t.same(config.timeouts, {
@@ -194,6 +195,8 @@ t.test('every documented key is read', async (t) => {
   t.equal(r.source?.[0]?.family, 6);
   t.equal(r.proxyProtocol, 'v1');
   t.equal(r.balance, 'roundrobin');
+  t.equal(r.idle, 8 * 3_600_000);
+  t.equal(config.routes.length, 1);
 });
 
 t.test('names in sni and host are lowercased and lose a trailing dot', async (t) => {
@@ -252,7 +255,7 @@ t.test('unknown keys are reported with the closest known key or the right table'
     'mux.toml:8:1: route[1].bakends: unknown key; did you mean `backends`?',
     'mux.toml:10:1: route[1].server_name: unknown key; did you mean `sni`?',
     'mux.toml:11:1: route[1].group: unknown key; `group` is a top-level key, but keys after a [[route]] header belong to that route: move it above the first [[route]]',
-    'mux.toml:12:1: route[1].colour: unknown key; known keys here: name, protocol, sni, alpn, host, source, on_timeout, backend, backends, balance, proxy_protocol',
+    'mux.toml:12:1: route[1].colour: unknown key; known keys here: name, protocol, sni, alpn, host, source, on_timeout, backend, backends, balance, proxy_protocol, idle',
   ]);
 });
 

@@ -52,3 +52,37 @@ t.test('traffic either way keeps a relay open past its idle timeout; silence clo
   t.ok(closedAt - lastPing >= 900, 'closed only after the idle timeout passed in silence');
   t.match(await connectionLine(mux, localPort), { route: 'echo', end: 'idle_timeout' });
 });
+
+t.test("a route's own idle overrides [timeouts] idle for its connections only", async (t) => {
+  const echo = await startEcho(t);
+  const mux = await startMux(
+    t,
+    muxConfig(
+      table('timeouts', { idle: '1h' }),
+      route('ssh', echo.port, { protocol: 'ssh', idle: '300ms' }),
+      route('web', echo.port, { protocol: 'http' }),
+    ),
+  );
+  const open = async (first: string): Promise<net.Socket> => {
+    const s = net.connect({ port: mux.port, host: '127.0.0.1' });
+    s.on('error', () => {});
+    await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+    s.write(first);
+    await new Promise<void>((resolve) => s.once('data', () => resolve()));
+    return s;
+  };
+  const ssh = await open('SSH-2.0-quiet\r\n');
+  const web = await open('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+  const sshPort = ssh.localPort!;
+  await new Promise<void>((resolve) => ssh.once('close', () => resolve()));
+  t.match(await connectionLine(mux, sshPort), { route: 'ssh', end: 'idle_timeout' });
+  t.equal(web.destroyed, false, 'the web connection, silent as long, is still open');
+  web.write('still here');
+  const echoed = await new Promise<string>((resolve) =>
+    web.once('data', (d: Buffer) => resolve(d.toString())),
+  );
+  t.equal(echoed, 'still here', 'and still relays');
+  const webPort = web.localPort!;
+  web.end();
+  t.match(await connectionLine(mux, webPort), { route: 'web', end: 'client_closed' });
+});

@@ -32,6 +32,7 @@ export const ROUTE_KEYS = [
   'backends',
   'balance',
   'proxy_protocol',
+  'idle',
 ] as const;
 
 /** Where each table's keys live, to say "belongs under [timeouts]" when a key is in the wrong table. */

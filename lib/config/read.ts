@@ -1,4 +1,5 @@
 // Typed readers over raw TOML values that record a located, explained problem instead of throwing.
+import { parseDuration } from './duration.js';
 import type { KeyPath, TomlIndex } from './locate.js';
 import { locate } from './locate.js';
 import type { ConfigProblem } from './types.js';
@@ -140,4 +141,26 @@ export function readList<T>(
     if (parsed !== undefined) out.push(parsed);
   }
   return out;
+}
+
+/** A duration string in milliseconds; 0 only where it means "off" or "at once". */
+export function readDuration(p: Problems, path: KeyPath, v: unknown, allowZero: boolean): number | undefined {
+  if (typeof v === 'number') {
+    p.error(path, `${v} needs a unit, like "${v}s" (units: ms, s, m, h)`);
+    return undefined;
+  }
+  if (typeof v !== 'string') {
+    p.error(path, `expected a duration like "5s" or "1m30s", got ${describe(v)}`);
+    return undefined;
+  }
+  const r = parseDuration(v);
+  if (r.kind === 'error') {
+    p.error(path, r.message);
+    return undefined;
+  }
+  if (r.ms === 0 && !allowZero) {
+    p.error(path, `must be more than 0, like "5s"`);
+    return undefined;
+  }
+  return r.ms;
 }

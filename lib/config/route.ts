@@ -7,7 +7,7 @@ import type { KeyPath } from './locate.js';
 import { locate } from './locate.js';
 import { parseNamePattern } from './names.js';
 import type { Problems, Table } from './read.js';
-import { describe, isTable, readBool, readList, readString } from './read.js';
+import { describe, isTable, readBool, readDuration, readList, readString } from './read.js';
 import { closest } from './suggest.js';
 import type { Balance, Cidr, Endpoint, ProxyProtocolVersion, RouteConfig } from './types.js';
 
@@ -92,6 +92,7 @@ export function validateRoute(p: Problems, raw: unknown, i: number): RouteConfig
   const onTimeout = raw.on_timeout === undefined ? false : readBool(p, at('on_timeout'), raw.on_timeout);
   const backends = readBackends(p, path, raw, suggested);
   const balance = raw.balance === undefined ? 'first' : readBalance(p, at('balance'), raw.balance);
+  const idle = raw.idle === undefined ? undefined : readDuration(p, at('idle'), raw.idle, true);
   const proxyProtocol =
     raw.proxy_protocol === undefined
       ? undefined
@@ -135,6 +136,7 @@ export function validateRoute(p: Problems, raw: unknown, i: number): RouteConfig
   if (sni !== undefined) route.sni = sni;
   if (alpn !== undefined) route.alpn = alpn;
   if (host !== undefined) route.host = host;
+  if (idle !== undefined) route.idle = idle;
   if (source !== undefined) route.source = source;
   if (proxyProtocol !== undefined) route.proxyProtocol = proxyProtocol;
   return route;

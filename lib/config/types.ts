@@ -39,6 +39,8 @@ export interface RouteConfig {
   backends: readonly Endpoint[];
   /** Which backend goes first: always the first listed, or each in turn. */
   balance: Balance;
+  /** Overrides timeouts.idle for this route's connections (ms; 0: none). */
+  idle?: number;
   proxyProtocol?: ProxyProtocolVersion;
 }
 

@@ -1,5 +1,4 @@
 // Turns the parsed TOML document into a Config, applying defaults and reporting every problem found.
-import { parseDuration } from './duration.js';
 import {
   ACCEPT_PROXY_KEYS,
   ADMIN_KEYS,
@@ -11,7 +10,7 @@ import {
 } from './keys.js';
 import type { KeyPath } from './locate.js';
 import type { Problems, Table } from './read.js';
-import { describe, isTable, readInt, readList, readString } from './read.js';
+import { describe, isTable, readDuration, readInt, readList, readString } from './read.js';
 import { cidr, endpoint, validateRoute } from './route.js';
 import { closest } from './suggest.js';
 import type { Config, Endpoint, Limits, LogConfig, RouteConfig, Timeouts } from './types.js';
@@ -125,27 +124,6 @@ function table(p: Problems, key: string, v: unknown): Table | undefined {
   if (isTable(v)) return v;
   p.error([key], `expected a table, got ${describe(v)}; write it as a [${key}] section`);
   return undefined;
-}
-
-function readDuration(p: Problems, path: KeyPath, v: unknown, allowZero: boolean): number | undefined {
-  if (typeof v === 'number') {
-    p.error(path, `${v} needs a unit, like "${v}s" (units: ms, s, m, h)`);
-    return undefined;
-  }
-  if (typeof v !== 'string') {
-    p.error(path, `expected a duration like "5s" or "1m30s", got ${describe(v)}`);
-    return undefined;
-  }
-  const r = parseDuration(v);
-  if (r.kind === 'error') {
-    p.error(path, r.message);
-    return undefined;
-  }
-  if (r.ms === 0 && !allowZero) {
-    p.error(path, `must be more than 0, like "5s"`);
-    return undefined;
-  }
-  return r.ms;
 }
 
 function readTimeouts(p: Problems, v: unknown): Timeouts {

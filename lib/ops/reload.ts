@@ -212,6 +212,7 @@ function routeKey(r: RouteConfig): string {
     r.onTimeout,
     r.backends.map((b) => b.text),
     r.balance,
+    r.idle,
     r.proxyProtocol,
   ]);
 }

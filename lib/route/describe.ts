@@ -1,4 +1,5 @@
 // Renders the route table the way `sni-mux check` prints it: what each route matches and where it goes.
+import { formatDuration } from '../config/duration.js';
 import type { Config, RouteConfig } from '../config/types.js';
 
 export function describeMatch(r: RouteConfig): string {
@@ -16,6 +17,7 @@ function describeBackends(r: RouteConfig): string {
   const notes: string[] = [];
   if (r.balance === 'roundrobin') notes.push('roundrobin');
   if (r.proxyProtocol) notes.push(`proxy ${r.proxyProtocol}`);
+  if (r.idle !== undefined) notes.push(`idle ${formatDuration(r.idle)}`);
   const list = r.backends.map((b) => b.text).join(', ');
   return notes.length === 0 ? list : `${list} (${notes.join(', ')})`;
 }
