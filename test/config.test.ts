@@ -284,9 +284,21 @@ t.test('balance takes "first" or "roundrobin"; other tools\' names for it are po
       'mux.toml:15:1: route[3].balancing: unknown key; did you mean `balance`?',
     ],
   );
-  const { config } = ok(
-    toml(...HEAD, '[timeouts]', 'backend_down = "0s"', ...route('a', 'balance = "first"')),
+  const { config, warnings } = ok(
+    toml(
+      ...HEAD,
+      '[timeouts]',
+      'backend_down = "0s"',
+      ...route('a', 'protocol = "ssh"', 'balance = "first"'),
+      '[[route]]',
+      'name = "one"',
+      'backend = "c:1"',
+      'balance = "roundrobin"',
+    ),
   );
+  t.same(warnings, [
+    'mux.toml:12:1: route[2].balance: has no effect with one backend; list several in backends = [...], or remove it',
+  ]);
   t.equal(config.timeouts.backendDown, 0, 'backend_down = "0s" turns the memory of failed backends off');
 });
 

@@ -92,6 +92,9 @@ export function validateRoute(p: Problems, raw: unknown, i: number): RouteConfig
   const onTimeout = raw.on_timeout === undefined ? false : readBool(p, at('on_timeout'), raw.on_timeout);
   const backends = readBackends(p, path, raw, suggested);
   const balance = raw.balance === undefined ? 'first' : readBalance(p, at('balance'), raw.balance);
+  if (balance === 'roundrobin' && backends?.length === 1) {
+    p.warn(at('balance'), 'has no effect with one backend; list several in backends = [...], or remove it');
+  }
   const idle = raw.idle === undefined ? undefined : readDuration(p, at('idle'), raw.idle, true);
   const proxyProtocol =
     raw.proxy_protocol === undefined
