@@ -112,6 +112,7 @@ async function run(config: Config): Promise<number> {
     metrics && new AdminServer(e, metrics, onAdminError);
   const admin = config.admin && makeAdmin(config.admin.listen);
   const mux = new Mux(config, { logger: log, observer: metrics });
+  metrics?.watchBackends((text) => mux.backendDown(text));
   let adminAddress: AddressInfo | undefined;
   const adminSlot = new AdminSlot(admin, makeAdmin, log);
   const reloader = new Reloader({ mux, log, metrics, parts: [adminSlot] });

@@ -62,6 +62,10 @@ export class Metrics implements MuxObserver {
   private readonly rejectedTotal: Counter<'reason'>;
   private readonly connectFailures: Counter<'route' | 'backend'>;
   private readonly reloads: Counter<'result'>;
+  private readonly backendsDown: Gauge<'backend'>;
+  /** Every backend of every config loaded, by address text: each has a snimux_backend_down series. */
+  private readonly backendTexts = new Set<string>();
+  private isBackendDown: ((text: string) => boolean) | undefined;
   private readonly lastReload: Gauge;
 
   constructor(config: Config) {
@@ -141,6 +145,14 @@ export class Metrics implements MuxObserver {
       registers,
     });
 
+    this.backendsDown = new Gauge({
+      name: 'snimux_backend_down',
+      help: '1 while a backend is tried after the others because a connect to it failed within timeouts.backend_down; 0 otherwise.',
+      labelNames: ['backend'],
+      registers,
+      collect: () => this.collectBackendsDown(),
+    });
+
     for (const p of [...PROTOCOLS, UNKNOWN_PROTOCOL]) {
       this.detectDuration.zero({ protocol: p });
       this.detectSeconds.set(p, this.detectDuration.labels(p));
@@ -181,8 +193,16 @@ export class Metrics implements MuxObserver {
     for (const route of config.routes) {
       const series = this.series(route.name);
       for (const p of routeProtocols(route)) connectionsChild(this.connectionsTotal, series, route.name, p);
-      for (const b of route.backends) this.connectFailures.labels(route.name, b.text).inc(0);
+      for (const b of route.backends) {
+        this.connectFailures.labels(route.name, b.text).inc(0);
+        this.backendTexts.add(b.text);
+      }
     }
+  }
+
+  /** Where snimux_backend_down reads each backend's state at scrape time (the mux's balancer). */
+  watchBackends(isDown: (text: string) => boolean): void {
+    this.isBackendDown = isDown;
   }
 
   onRouted(c: Connection): void {
@@ -244,6 +264,12 @@ export class Metrics implements MuxObserver {
     };
     this.routes.set(route, s);
     return s;
+  }
+
+  private collectBackendsDown(): void {
+    for (const text of this.backendTexts) {
+      this.backendsDown.labels(text).set(this.isBackendDown?.(text) === true ? 1 : 0);
+    }
   }
 
   /** Brings snimux_bytes_total up to closed + live bytes; it only ever grows, as a counter must. */

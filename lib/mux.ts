@@ -46,6 +46,11 @@ export class Mux implements ConnectionObserver {
     return this.ctx.config;
   }
 
+  /** Whether a backend (by address text) is now tried last because its last connect failed. */
+  backendDown(text: string): boolean {
+    return this.ctx.balancer.isDown(text, performance.now());
+  }
+
   /** Bound addresses by config text (useful when the config asked for port 0). */
   addresses(): Map<string, net.AddressInfo> {
     return this.listeners.addresses();

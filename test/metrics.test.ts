@@ -154,6 +154,27 @@ t.test(
   },
 );
 
+t.test('snimux_backend_down shows the backend whose connect failed, while it is tried last', async (t) => {
+  const dead = await closedPort();
+  const live = await startRecorder(t, 'live');
+  const mux = await startMux(
+    t,
+    muxConfig(table('admin', { listen: '127.0.0.1:0' }), route('web', [dead, live.port])),
+  );
+  const admin = adminPort(mux);
+  const down = (m: Awaited<ReturnType<typeof scrape>>, port: number): number | undefined =>
+    value(m, 'snimux_backend_down', { backend: `127.0.0.1:${port}` });
+  const before = await scrape(admin);
+  t.equal(down(before, dead), 0, 'every configured backend has a series from the start');
+  t.equal(down(before, live.port), 0);
+  const r = await exchange(mux.port, Buffer.from('\xffhello', 'latin1'));
+  t.match(r.reply.toString(), /^live /);
+  await connectionLine(mux, r.localPort);
+  const after = await scrape(admin);
+  t.equal(down(after, dead), 1, 'the refused backend is down');
+  t.equal(down(after, live.port), 0, 'the one that answered is not');
+});
+
 t.test('server names and ALPN sent by strangers never become label values', async (t) => {
   const known = await startRecorder(t, 'known');
   const rest = await startRecorder(t, 'rest');

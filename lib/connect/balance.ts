@@ -64,7 +64,8 @@ export class Balancer {
     return i;
   }
 
-  private isDown(text: string, now: number): boolean {
+  /** Whether the backend with this address text is now tried after the others. */
+  isDown(text: string, now: number): boolean {
     const until = this.down.get(text);
     if (until === undefined) return false;
     if (until > now) return true;
