@@ -58,12 +58,6 @@ export class Balancer {
     if (this.down.size > 0) this.down.delete(backend.text);
   }
 
-  private rotate(index: number, n: number): number {
-    const i = this.next[index]! % n;
-    this.next[index] = i + 1;
-    return i;
-  }
-
   /** Whether the backend with this address text is now tried after the others. */
   isDown(text: string, now: number): boolean {
     const until = this.down.get(text);
@@ -71,5 +65,11 @@ export class Balancer {
     if (until > now) return true;
     this.down.delete(text);
     return false;
+  }
+
+  private rotate(index: number, n: number): number {
+    const i = this.next[index]! % n;
+    this.next[index] = i + 1;
+    return i;
   }
 }

@@ -38,6 +38,10 @@ export const config: FuzzTarget = {
     bytes('"10.0.0.0/8"'),
     bytes('"*.'),
     bytes('proxy_protocol = "v2"'),
+    bytes('balance = "roundrobin"'),
+    bytes('backends = ["a:1", "b:2"]'),
+    bytes('backend_down = '),
+    bytes('idle = '),
   ],
   check(data) {
     const text = decoder.decode(data);
