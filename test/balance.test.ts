@@ -1,4 +1,5 @@
 // The order a route's backends are tried in: rotation, failed backends moved last, and what a reload keeps.
+import fc from 'fast-check';
 import t from 'tap';
 import type { Balance, Endpoint, RouteConfig } from '../lib/config/types.js';
 import { Balancer } from '../lib/connect/balance.js';
@@ -74,4 +75,63 @@ t.test('a reload keeps what is known of down backends, and both configs share it
   t.same(ports(next.order(reloaded, 1)), [2, 1], 'matched by address text, not by object');
   old.failed(B, 5);
   t.same(ports(next.order(reloaded, 6)), [1, 2], 'a connection on the old config marks B for the new one');
+});
+
+type Op = { kind: 'order' } | { kind: 'fail'; backend: number } | { kind: 'connect'; backend: number };
+
+t.test(
+  'any mix of connects, failures and time: every backend is tried once, up ones first (property)',
+  async (t) => {
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.constant({ kind: 'order' as const }),
+      fc.record({ kind: fc.constant('fail' as const), backend: fc.nat(5) }),
+      fc.record({ kind: fc.constant('connect' as const), backend: fc.nat(5) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.constantFrom<Balance>('first', 'roundrobin'),
+        fc.array(fc.tuple(op, fc.integer({ min: 0, max: 4000 })), { maxLength: 40 }),
+        (n, balance, ops) => {
+          const backends = Array.from({ length: n }, (_, i) => ep(i + 1));
+          const r = route(0, balance, backends);
+          const b = new Balancer([r], 10_000);
+          let now = 0;
+          for (const [o, dt] of ops) {
+            now += dt;
+            const e = backends[('backend' in o ? o.backend : 0) % n]!;
+            if (o.kind === 'fail') b.failed(e, now);
+            else if (o.kind === 'connect') b.connected(e);
+            else {
+              const order = b.order(r, now);
+              if ([...ports(order)].sort((x, y) => x - y).join() !== ports(backends).join()) return false;
+              const firstDown = order.findIndex((x) => b.isDown(x.text, now));
+              if (firstDown >= 0 && order.slice(firstDown).some((x) => !b.isDown(x.text, now))) return false;
+            }
+          }
+          return true;
+        },
+      ),
+      { numRuns: 10_000 },
+    );
+    t.pass('10,000 sequences: each order is a permutation with the down backends last');
+  },
+);
+
+t.test('roundrobin with every backend up: n connections start at each backend once (property)', async (t) => {
+  fc.assert(
+    fc.property(fc.integer({ min: 2, max: 8 }), fc.nat(20), (n, warmup) => {
+      const r = route(
+        0,
+        'roundrobin',
+        Array.from({ length: n }, (_, i) => ep(i + 1)),
+      );
+      const b = new Balancer([r], 10_000);
+      for (let i = 0; i < warmup; i++) b.order(r, 0);
+      const firsts = Array.from({ length: n }, () => b.order(r, 0)[0]!.port);
+      return new Set(firsts).size === n;
+    }),
+    { numRuns: 10_000 },
+  );
+  t.pass('10,000 cases');
 });
