@@ -207,7 +207,8 @@ function sum(samples: Sample[], name: string): number {
 
 /** Drives the load for opts.seconds, then asserts every check on `t`. */
 export async function runSoak(t: Test, opts: SoakOptions): Promise<void> {
-  const tlsRec = await startRecorder(t, 'tls');
+  // Two alike TLS backends taking turns: the soak drives the balancer too.
+  const tlsRecs = [await startRecorder(t, 'tls'), await startRecorder(t, 'tls')];
   const httpRec = await startRecorder(t, 'http');
   const sshRec = await startRecorder(t, 'ssh');
   const fallback = await startRecorder(t, 'fallback');
@@ -228,7 +229,8 @@ listen = "127.0.0.1:0"
 [[route]]
 name = "tls"
 sni = ["soak.example"]
-backend = "127.0.0.1:${tlsRec.port}"
+backends = ["127.0.0.1:${tlsRecs[0]!.port}", "127.0.0.1:${tlsRecs[1]!.port}"]
+balance = "roundrobin"
 [[route]]
 name = "http"
 host = ["soak.example"]
@@ -287,6 +289,12 @@ backend = "127.0.0.1:${fallback.port}"
   const rejected = lines.filter((l) => l.reject !== undefined).length;
   t.equal(lines.length, load.connects, `accepted ${load.connects} = routed ${routed} + rejected ${rejected}`);
   t.equal(new Set(lines.map((l) => l.conn)).size, lines.length, 'one line per connection');
+  const tlsSplit = tlsRecs.map((r) => lines.filter((l) => l.backend === `127.0.0.1:${r.port}`).length);
+  t.ok(
+    // Not exactly even: a client gone while its backend connect runs still took a turn.
+    Math.min(...tlsSplit) >= 0.9 * Math.max(...tlsSplit) && Math.min(...tlsSplit) > 0,
+    `roundrobin split the TLS route's connections evenly: ${tlsSplit.join(' / ')}`,
+  );
   const outcomes = new Map<string, number>();
   for (const l of lines) {
     const key = l.end !== undefined ? `end:${l.end}` : `reject:${l.reject}`;
