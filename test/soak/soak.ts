@@ -1,6 +1,6 @@
 // Soak: thousands of connections of every kind against one sni-mux process, then checks that nothing leaked.
 //
-// Run by test/soak.test.ts (SOAK_SECONDS, default 50, in CI) and by `npm run soak` (default 300 s).
+// Run by test/soak.test.ts (SOAK_SECONDS, default 60, in CI) and by `npm run soak` (default 300 s).
 // Each client kind is one small function; the checks at the end are what the issue asks of a soak:
 // the process is alive, fds back to baseline, memory near baseline and not growing with the number of
 // connections, every relayed byte intact, and the counters add up (accepted = routed + rejected) in the
