@@ -215,14 +215,8 @@ t.test('server names and ALPN sent by strangers never become label values', asyn
 
 t.test('a reload counts its result and gives new routes their zero series', async (t) => {
   const echo = await startEcho(t);
-  const toml = (extra: string): string => `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:0"
-[[route]]
-name = "echo"
-backend = "127.0.0.1:${echo.port}"
-${extra}`;
-  const mux = await startMux(t, toml(''));
+  const admin0 = table('admin', { listen: '127.0.0.1:0' });
+  const mux = await startMux(t, muxConfig(admin0, route('echo', echo.port)));
   const admin = adminPort(mux);
   const { writeFileSync } = await import('node:fs');
   const start = value(await scrape(admin), 'snimux_config_last_reload_success_timestamp_seconds');
@@ -230,7 +224,7 @@ ${extra}`;
 
   writeFileSync(
     mux.configFile,
-    toml(`[[route]]\nname = "added"\nprotocol = "ssh"\nbackend = "127.0.0.1:${echo.port}"\n`),
+    muxConfig(admin0, route('echo', echo.port), route('added', echo.port, { protocol: 'ssh' })),
   );
   mux.proc.kill('SIGHUP');
   await mux.waitForLog((l) => l.msg === 'config reloaded');

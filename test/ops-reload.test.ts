@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { exchange } from './helpers/clients.js';
+import { muxConfig, route, table } from './helpers/config.js';
 import { fdCount, type LogLine, startMux } from './helpers/mux.js';
 import { freePort, nthLog, rewriteAndReload, runCli } from './helpers/ops.js';
 import { listen, startEcho, startRecorder } from './helpers/servers.js';
@@ -306,13 +307,8 @@ t.test('`sni-mux reload` does not signal a pid that is not sni-mux, nor a missin
 t.test('a reload that moves [admin] binds the new address and closes the old one', async (t) => {
   const rec = await startRecorder(t, 'r');
   const [a, b] = [await freePort(), await freePort()];
-  const toml = (admin: number): string => `listen = ["127.0.0.1:0"]
-[admin]
-listen = "127.0.0.1:${admin}"
-[[route]]
-name = "any"
-backend = "127.0.0.1:${rec.port}"
-`;
+  const toml = (admin: number): string =>
+    muxConfig(table('admin', { listen: `127.0.0.1:${admin}` }), route('any', rec.port));
   const health = async (port: number): Promise<string> => {
     try {
       return String((await fetch(`http://127.0.0.1:${port}/healthz`)).status);

@@ -126,18 +126,28 @@ function table(p: Problems, key: string, v: unknown): Table | undefined {
   return undefined;
 }
 
+/**
+ * Each [timeouts] key's field, and whether "0s" is allowed: it turns the idle timeout and the
+ * backend_down memory off and makes a drain close at once; detect and connect must wait.
+ */
+const TIMEOUT_FIELDS: Readonly<Record<(typeof TIMEOUT_KEYS)[number], [keyof Timeouts, boolean]>> = {
+  detect: ['detect', false],
+  connect: ['connect', false],
+  idle: ['idle', true],
+  drain: ['drain', true],
+  backend_down: ['backendDown', true],
+};
+
 function readTimeouts(p: Problems, v: unknown): Timeouts {
   const t = table(p, 'timeouts', v);
   const out = { ...DEFAULT_TIMEOUTS };
   if (t === undefined) return out;
   checkKeys(p, ['timeouts'], 'timeouts', t, TIMEOUT_KEYS);
-  // "0s" disables the idle timeout and the backend_down memory, and makes a drain close at once;
-  // detect and connect must wait.
   for (const key of TIMEOUT_KEYS) {
     if (t[key] === undefined) continue;
-    const zeroOk = key === 'idle' || key === 'drain' || key === 'backend_down';
+    const [field, zeroOk] = TIMEOUT_FIELDS[key];
     const ms = readDuration(p, ['timeouts', key], t[key], zeroOk);
-    if (ms !== undefined) out[key === 'backend_down' ? 'backendDown' : key] = ms;
+    if (ms !== undefined) out[field] = ms;
   }
   return out;
 }
