@@ -9,7 +9,7 @@
 # container's own network namespace. With --network host it does not: listen on a port from 1024 up
 # there, or run with --sysctl net.ipv4.ip_unprivileged_port_start=443 on a host that allows it.
 
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: "prepare" would compile before the sources are here; the build is the next step.
@@ -19,7 +19,7 @@ COPY lib ./lib
 COPY bin ./bin
 RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:20-slim
+FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./

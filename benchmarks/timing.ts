@@ -14,7 +14,7 @@ export function nsPerCall(fn: () => number, iterations: number): number {
   return best;
 }
 
-/** Prints human lines, and with --json one JSON object of every figure for benchmarks/run.mjs. */
+/** Prints human lines, and with --json one JSON object of every figure for benchmarks/run.ts. */
 export function report(results: Record<string, number>): void {
   if (process.argv.includes('--json')) {
     console.log(JSON.stringify(results));

@@ -1,17 +1,20 @@
 // One client connection's way through the stages: detect → route → connect → relay, then one report.
-import type net from 'node:net';
 import type { Config, Endpoint, RouteConfig } from './config/types.js';
+import type { ConnectFailure } from './connect/attempts.js';
 import type { Balancer } from './connect/balance.js';
-import { type ConnectFailure, connectBackend } from './connect/connector.js';
+import { expandBackends } from './connect/template.js';
+import type { ClientSide, DetectOwner, RelayOwner, RelayView } from './dataplane/types.js';
+import type { ConnectionDebug } from './debug.js';
+import { UNRECOGNIZED_NAME_ALERT } from './detect/alert.js';
 import { detect } from './detect/detect.js';
 import { PeekBuffer } from './detect/peek.js';
 import type { Detection, Protocol } from './detect/types.js';
+import { unmapV4 } from './net/ip.js';
+import { timeoutAfterIo } from './net/timeout.js';
 import { inboundStep, isTrustedPeer } from './proxy/inbound.js';
-import { unmapV4 } from './proxy/ip.js';
 import { outboundHeader } from './proxy/outbound.js';
 import type { ProxyHeader } from './proxy/parse.js';
 import type { EndReason, RejectReason } from './reasons.js';
-import { Relay, type RelayOwner } from './relay/relay.js';
 import type { Router } from './route/router.js';
 
 /** What a connection needs from the mux: the config and router in force when it was accepted. */
@@ -20,6 +23,8 @@ export interface ConnectionContext {
   readonly router: Router;
   readonly balancer: Balancer;
   readonly observer: ConnectionObserver;
+  /** Present only at log level debug or trace; called as `ctx.debug?.…`, so it costs nothing otherwise. */
+  readonly debug?: ConnectionDebug | undefined;
 }
 
 /** Side concerns (logs, metrics, limits) hear about each stage here; the stages don't know them. */
@@ -41,6 +46,33 @@ enum Stage {
   Closed,
 }
 
+const STAGE_NAMES = ['detecting', 'connecting', 'relaying', 'closed'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+/**
+ * A connection as observers outside the data path see it (the admin status page, /connections): plain
+ * values copied at one instant, never the live object. Field names are the connection log line's.
+ */
+export interface ConnectionSnapshot {
+  readonly id: number;
+  readonly client: string;
+  readonly client_port: number;
+  readonly proxy_peer: string | undefined;
+  readonly listener: string;
+  readonly protocol: Protocol | undefined;
+  readonly sni: string | undefined;
+  readonly alpn: readonly string[] | undefined;
+  readonly host: string | undefined;
+  readonly route: string | undefined;
+  readonly backend: string | undefined;
+  readonly bytes_client_to_backend: number;
+  readonly bytes_backend_to_client: number;
+  readonly age_ms: number;
+  /** Silence on the relay, to the idle sweep's resolution; undefined before relaying or without an idle timeout. */
+  readonly idle_ms: number | undefined;
+  readonly stage: StageName;
+}
+
 /** Where the PROXY protocol check stands: a trusted peer's header awaited, a forged one looked for, or done. */
 enum Inbound {
   Expect,
@@ -48,11 +80,7 @@ enum Inbound {
   Done,
 }
 
-/** The accepted socket points back to its connection, for the shared listeners. */
-const CONNECTION = Symbol('sni-mux.connection');
-type ClientSocket = net.Socket & { [CONNECTION]?: Connection };
-
-export class Connection implements RelayOwner {
+export class Connection implements DetectOwner, RelayOwner {
   readonly id: number;
   readonly acceptedAt = performance.now();
   /** Client address as the routes see it (a trusted PROXY header may replace the peer's). */
@@ -80,8 +108,11 @@ export class Connection implements RelayOwner {
   reject: RejectReason | undefined;
   /** Set when a relayed connection ended. */
   end: EndReason | undefined;
+  /** The errno code behind a refusal or an end, when there was one: ECONNRESET, ETIMEDOUT, EMFILE… */
   code: string | undefined;
-  relay: Relay | undefined;
+  /** What was wrong, in words, when the reason alone does not say: a malformed hello or PROXY header, a bad backend name. */
+  detail: string | undefined;
+  relay: RelayView | undefined;
   closedAt: number | undefined;
 
   private stage = Stage.Detecting;
@@ -93,14 +124,14 @@ export class Connection implements RelayOwner {
 
   constructor(
     id: number,
-    readonly client: net.Socket,
+    readonly client: ClientSide,
     readonly listener: string,
     readonly ctx: ConnectionContext,
     source: Uint8Array | undefined,
   ) {
     this.id = id;
-    this.clientAddress = client.remoteAddress ?? '';
-    this.clientPort = client.remotePort ?? 0;
+    this.clientAddress = client.remoteAddress;
+    this.clientPort = client.remotePort;
     this.source = source;
     this.trustedPeer = isTrustedPeer(ctx.config.acceptProxy?.from, source);
     this.inbound = this.trustedPeer ? Inbound.Expect : Inbound.Forbid;
@@ -114,25 +145,43 @@ export class Connection implements RelayOwner {
     return this.relay?.bytesDown ?? 0;
   }
 
-  /** Starts detection on a freshly accepted socket. */
-  start(): void {
-    const c = this.client;
-    c.setNoDelay(true);
-    c.setKeepAlive(true, KEEPALIVE_MS);
-    (c as ClientSocket)[CONNECTION] = this;
-    c.on('data', onData);
-    c.on('end', onEnd);
-    c.on('error', onError);
-    c.on('close', onClose);
-    this.detectTimer = setTimeout(onTimer, this.ctx.config.timeouts.detect, this);
+  /** A read-only copy of what this connection is now, for observers; `now` is performance.now(). */
+  snapshot(now: number): ConnectionSnapshot {
+    return Object.freeze({
+      id: this.id,
+      client: this.clientAddress,
+      client_port: this.clientPort,
+      proxy_peer: this.proxyPeer,
+      listener: this.listener,
+      protocol: this.protocol,
+      sni: this.sni,
+      alpn: this.alpn === undefined ? undefined : Object.freeze([...this.alpn]),
+      host: this.host,
+      route: this.route?.name,
+      backend: this.backend?.text,
+      bytes_client_to_backend: this.bytesUp,
+      bytes_backend_to_client: this.bytesDown,
+      age_ms: Math.round(now - this.acceptedAt),
+      idle_ms: this.stage === Stage.Relaying ? this.relay!.idleFor(now) : undefined,
+      stage: STAGE_NAMES[this.stage]!,
+    });
   }
 
-  /** Refuses the connection before it is relayed. */
-  refuse(reason: RejectReason): void {
+  /** Starts detection on a freshly accepted socket. */
+  start(): void {
+    this.client.startDetect(this);
+    this.detectTimer = timeoutAfterIo(onTimer, this.ctx.config.timeouts.detect, this, undefined);
+    this.ctx.debug?.socket(this, 'accepted');
+  }
+
+  /** Refuses the connection before it is relayed; `reply` is written to the client before closing. */
+  refuse(reason: RejectReason, reply?: Readonly<Uint8Array>): void {
     if (this.stage === Stage.Closed) return;
     this.reject = reason;
     this.finish();
-    this.client.destroy();
+    this.client.destroy(reply);
+    // Logged here, the one place a refused client's socket closes, whichever side closed it.
+    this.ctx.debug?.socket(this, 'close');
   }
 
   /** Mux shutdown: closes a relayed connection, refuses one still detecting or connecting. */
@@ -141,8 +190,9 @@ export class Connection implements RelayOwner {
     else this.refuse('shutdown');
   }
 
-  /** Called by the socket listeners below the class, as are the next four. */
-  onDetectData(chunk: Buffer): void {
+  /** Called by the data plane while detecting, as are the next four. */
+  onDetectData(chunk: Uint8Array): void {
+    this.ctx.debug?.socket(this, 'data', chunk.length);
     this.peek.append(chunk);
     if (this.inbound !== Inbound.Done && !this.readProxyHeader()) return;
     const result = detect(this.peek.view());
@@ -154,17 +204,22 @@ export class Connection implements RelayOwner {
         this.detected(null);
         return;
       case 'invalid':
+        this.ctx.debug?.detect(this, this.peek.view(), `invalid ${result.protocol}`);
         this.protocol = result.protocol;
-        this.code = result.reason;
+        this.detail = result.reason;
         this.refuse(result.protocol === 'tls' ? 'bad_hello' : 'malformed');
         return;
       case 'need-more':
-        if (this.peek.length >= this.ctx.config.limits.maxPeekBytes) this.refuse('peek_limit');
+        if (this.peek.length >= this.ctx.config.limits.maxPeekBytes) {
+          this.ctx.debug?.detect(this, this.peek.view(), 'undecided at limits.max_peek_bytes');
+          this.refuse('peek_limit');
+        }
         return;
     }
   }
 
   onDetectEnd(): void {
+    this.ctx.debug?.socket(this, 'end');
     this.clientEnded = true;
     if (this.stage !== Stage.Detecting) return;
     // FIN before a decision: what was sent is all there is. Undecided bytes go to a catch-all.
@@ -181,15 +236,18 @@ export class Connection implements RelayOwner {
       return;
     }
     if (this.peek.length > 0) {
+      this.ctx.debug?.detect(this, this.peek.view(), 'undecided at timeouts.detect');
       this.refuse('detect_timeout');
       return;
     }
     const route = this.ctx.router.selectOnTimeout(this.source);
+    this.ctx.debug?.silent(this, route);
     if (route === undefined) this.refuse('no_data');
     else this.routeTo(route);
   }
 
-  onEarlyError(err: NodeJS.ErrnoException): void {
+  onEarlyError(err: { code?: string | undefined }): void {
+    this.ctx.debug?.socket(this, 'error', err.code);
     this.code = err.code;
     this.refuse('client_closed');
   }
@@ -239,11 +297,12 @@ export class Connection implements RelayOwner {
   }
 
   private refuseProxy(reason: string): void {
-    this.code = reason;
+    this.detail = reason;
     this.refuse('proxy_header');
   }
 
   private detected(d: Detection | null): void {
+    this.ctx.debug?.detect(this, this.peek.view(), d === null ? 'no probe matched' : d.protocol);
     if (d !== null) {
       this.protocol = d.protocol;
       this.sni = d.sni;
@@ -251,7 +310,10 @@ export class Connection implements RelayOwner {
       this.host = d.host;
     }
     const route = this.ctx.router.select(d, this.source);
-    if (route === undefined) this.refuse('no_route');
+    this.ctx.debug?.route(this, d, route);
+    // A TLS client gets a name error it can show (the reason counted stays no_route).
+    if (route === undefined)
+      this.refuse('no_route', d?.protocol === 'tls' ? UNRECOGNIZED_NAME_ALERT : undefined);
     else this.routeTo(route);
   }
 
@@ -260,18 +322,31 @@ export class Connection implements RelayOwner {
     this.detectMs = now - this.acceptedAt;
     clearTimeout(this.detectTimer);
     this.detectTimer = undefined;
-    const c = this.client;
-    c.pause();
-    c.removeListener('data', onData);
-    // onDetectEnd stays until the relay starts: a paused socket with nothing buffered still emits 'end'.
     this.route = route;
     this.stage = Stage.Connecting;
     this.ctx.observer.onRouted(this);
-    const backends = this.ctx.balancer.order(route, now);
-    this.cancelConnect = connectBackend(backends, this.ctx.config.timeouts.connect, this);
+    let list = route.backends;
+    if (route.templated) {
+      const expanded = expandBackends(route, this.sni, this.host);
+      if (typeof expanded === 'string') {
+        this.detail = expanded;
+        this.refuse('bad_backend');
+        return;
+      }
+      list = expanded;
+    }
+    const backends = this.ctx.balancer.order(route, now, list);
+    this.ctx.debug?.connecting(this, backends);
+    this.cancelConnect = this.client.connect(backends, this.ctx.config.timeouts.connect, this);
   }
 
   onConnectFailure(failure: ConnectFailure): void {
+    // Out of descriptors here, not there: the backend is not down, and the next one would fail alike.
+    if (failure.code === 'EMFILE' || failure.code === 'ENFILE') {
+      this.code = failure.code;
+      this.refuse('fd_limit');
+      return;
+    }
     this.ctx.balancer.failed(failure.backend, performance.now());
     this.ctx.observer.onConnectFailure(this, failure);
   }
@@ -281,30 +356,24 @@ export class Connection implements RelayOwner {
     this.refuse('backend_unavailable');
   }
 
-  onConnected(backend: net.Socket, endpoint: Endpoint, ms: number): void {
+  onConnected(endpoint: Endpoint, ms: number): void {
     this.cancelConnect = undefined;
     this.backend = endpoint;
     this.connectMs = ms;
+    this.ctx.debug?.connected(this, endpoint, ms);
     this.ctx.balancer.connected(endpoint);
-    backend.setKeepAlive(true, KEEPALIVE_MS);
-    const c = this.client;
-    c.removeListener('end', onEnd);
-    c.removeListener('error', onError);
-    c.removeListener('close', onClose);
     this.stage = Stage.Relaying;
-    this.relay = new Relay(c, backend, this);
-    this.ctx.observer.onConnected(this);
     const pp = this.route!.proxyProtocol;
-    // Corked, the header and the peeked bytes leave in one segment; the header is not counted as client bytes.
-    if (pp !== undefined) {
-      backend.cork();
-      backend.write(outboundHeader(pp, this));
-    }
-    this.relay.start(this.peek.take(), this.clientEnded, this.route!.idle ?? this.ctx.config.timeouts.idle);
-    if (pp !== undefined) backend.uncork();
+    const header = pp === undefined ? undefined : outboundHeader(pp, this);
+    const idle = this.route!.idle ?? this.ctx.config.timeouts.idle;
+    this.ctx.observer.onConnected(this);
+    // A relay can end inside relay() (the native plane's head write failed): onRelayEnd sets it then.
+    const relay = this.client.relay(header, this.peek.take(), this.clientEnded, idle, this);
+    this.relay ??= relay;
   }
 
-  onRelayEnd(relay: Relay): void {
+  onRelayEnd(relay: RelayView): void {
+    this.relay = relay;
     this.end = relay.reason;
     this.code = relay.code;
     this.finish();
@@ -321,28 +390,6 @@ export class Connection implements RelayOwner {
   }
 }
 
-// Listeners shared by every connection rather than five closures each, which would live as long as the
-// connection (docs/performance.md): `this` is the client socket, which points back to its connection.
-
-function onData(this: ClientSocket, chunk: Buffer): void {
-  this[CONNECTION]!.onDetectData(chunk);
-}
-
-function onEnd(this: ClientSocket): void {
-  this[CONNECTION]!.onDetectEnd();
-}
-
-function onError(this: ClientSocket, err: NodeJS.ErrnoException): void {
-  this[CONNECTION]!.onEarlyError(err);
-}
-
-function onClose(this: ClientSocket): void {
-  this[CONNECTION]!.onEarlyClose();
-}
-
 function onTimer(c: Connection): void {
   c.onDetectTimeout();
 }
-
-/** Probe dead peers after a minute of silence, so a vanished client doesn't hold a backend. */
-const KEEPALIVE_MS = 60_000;

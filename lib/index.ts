@@ -1,5 +1,5 @@
 // Library entry: the pieces a program embedding sni-mux needs.
-export { AdminServer } from './admin.js';
+export { AdminServer } from './admin/server.js';
 export { formatProblem, loadConfig, parseConfig } from './config/load.js';
 export type * from './config/types.js';
 export { parseClientHello } from './detect/clienthello.js';

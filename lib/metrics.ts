@@ -1,11 +1,12 @@
 // Prometheus metrics: a prom-client registry fed by the mux's connection events, one update per stage.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Config, RouteConfig } from './config/types.js';
-import type { ConnectFailure } from './connect/connector.js';
+import type { Config, Endpoint, RouteConfig } from './config/types.js';
+import type { ConnectFailure } from './connect/attempts.js';
 import type { Connection } from './connection.js';
 import { PROTOCOLS } from './detect/types.js';
 import type { MuxObserver } from './mux.js';
 import { REJECT_REASONS } from './reasons.js';
+import { UdpMetrics } from './udp/metrics.js';
 import { VERSION } from './version.js';
 
 /** Label value for a connection routed without a recognised protocol (catch-all, on_timeout). */
@@ -53,6 +54,7 @@ export class Metrics implements MuxObserver {
   private readonly detectSeconds = new Map<string, Observer>();
   private readonly rejected = new Map<string, Child>();
 
+  private readonly accepted: Counter;
   private readonly connectionsTotal: Counter<'route' | 'protocol'>;
   private readonly connectionsActive: Gauge<'route'>;
   private readonly bytesTotal: Counter<'route' | 'direction'>;
@@ -67,6 +69,13 @@ export class Metrics implements MuxObserver {
   private readonly backendTexts = new Set<string>();
   private isBackendDown: ((text: string) => boolean) | undefined;
   private readonly lastReload: Gauge;
+  private logDropped: (() => number) | undefined;
+  private readonly backendUp: Gauge<'route' | 'backend'>;
+  /** The routes of the config in force, for snimux_backend_up (only routes with health_check have series). */
+  private checkedRoutes: readonly RouteConfig[] = [];
+  private healthState: ((route: RouteConfig, backend: Endpoint) => boolean | undefined) | undefined;
+  /** UDP flows' series, in the same registry; the mux hands it to its flow table. */
+  readonly udp: UdpMetrics;
 
   constructor(config: Config) {
     const registers = [this.registry];
@@ -74,9 +83,14 @@ export class Metrics implements MuxObserver {
     // Gauges named *_total break Prometheus naming rules (promtool flags them); the same counts
     // stay available by type in nodejs_active_handles, nodejs_active_requests, nodejs_active_resources.
     for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
+    this.accepted = new Counter({
+      name: 'snimux_accepted_connections_total',
+      help: 'Connections accepted; each ends counted once, in snimux_connections_total or snimux_rejected_connections_total.',
+      registers,
+    });
     this.connectionsTotal = new Counter({
       name: 'snimux_connections_total',
-      help: 'Connections routed, by route and detected protocol ("unknown" when none was recognised).',
+      help: 'Connections relayed (routed, and a backend connected), by route and detected protocol ("unknown" when none was recognised).',
       labelNames: ['route', 'protocol'],
       registers,
     });
@@ -132,17 +146,21 @@ export class Metrics implements MuxObserver {
       help: 'Always 1; the labels say which sni-mux and Node.js are running.',
       labelNames: ['version', 'node_version'],
       registers,
+      aggregator: 'first',
     }).set({ version: VERSION, node_version: process.versions.node }, 1);
     this.reloads = new Counter({
       name: 'snimux_config_reloads_total',
       help: 'Config reloads (SIGHUP), by result.',
       labelNames: ['result'],
       registers,
+      // With workers > 1 every worker counts the same reload: /metrics shows the highest, not the sum.
+      aggregator: 'max',
     });
     this.lastReload = new Gauge({
       name: 'snimux_config_last_reload_success_timestamp_seconds',
       help: 'Unix time the config in force was loaded (at start or by the last successful reload).',
       registers,
+      aggregator: 'max',
     });
 
     this.backendsDown = new Gauge({
@@ -150,7 +168,28 @@ export class Metrics implements MuxObserver {
       help: '1 while a backend is tried after the others because a connect to it failed within timeouts.backend_down; 0 otherwise.',
       labelNames: ['backend'],
       registers,
+      aggregator: 'max',
       collect: () => this.collectBackendsDown(),
+    });
+
+    const logDropped = new Counter({
+      name: 'snimux_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was not being read and the log buffer was full.',
+      registers,
+      // Read from the log output at scrape time: logging knows nothing of metrics.
+      collect: () => {
+        logDropped.reset();
+        logDropped.inc(this.logDropped?.() ?? 0);
+      },
+    });
+
+    this.backendUp = new Gauge({
+      name: 'snimux_backend_up',
+      help: 'Active health check verdict of a configured backend of a route with health_check: 1 up, 0 down.',
+      labelNames: ['route', 'backend'],
+      registers,
+      aggregator: 'min',
+      collect: () => this.collectBackendUp(),
     });
 
     for (const p of [...PROTOCOLS, UNKNOWN_PROTOCOL]) {
@@ -162,10 +201,12 @@ export class Metrics implements MuxObserver {
       child.inc(0);
       this.rejected.set(r, child);
     }
+    this.accepted.inc(0);
     this.reloads.labels('success').inc(0);
     this.reloads.labels('failure').inc(0);
     this.lastReload.setToCurrentTime();
     this.addRoutes(config);
+    this.udp = new UdpMetrics(this.registry, config);
   }
 
   /** The exposition in Prometheus text format, and its content type. */
@@ -177,7 +218,10 @@ export class Metrics implements MuxObserver {
   reloadSucceeded(config?: Config): void {
     this.reloads.labels('success').inc();
     this.lastReload.setToCurrentTime();
-    if (config !== undefined) this.addRoutes(config);
+    if (config !== undefined) {
+      this.addRoutes(config);
+      this.udp.addRoutes(config);
+    }
   }
 
   /** A reload was refused (bad config, or a new address could not be bound). */
@@ -190,14 +234,21 @@ export class Metrics implements MuxObserver {
    * removed stay: counters must not vanish or go back while the process lives.
    */
   addRoutes(config: Config): void {
+    this.checkedRoutes = config.routes.filter((r) => r.healthCheck !== undefined);
     for (const route of config.routes) {
       const series = this.series(route.name);
       for (const p of routeProtocols(route)) connectionsChild(this.connectionsTotal, series, route.name, p);
       for (const b of route.backends) {
         this.connectFailures.labels(route.name, b.text).inc(0);
-        this.backendTexts.add(b.text);
+        // A template names no one backend: its expansions are logged, not given series.
+        if (b.template === undefined) this.backendTexts.add(b.text);
       }
     }
+  }
+
+  /** Where snimux_backend_up reads the health checks' verdicts (the mux's checker). */
+  watchHealth(state: (route: RouteConfig, backend: Endpoint) => boolean | undefined): void {
+    this.healthState = state;
   }
 
   /** Where snimux_backend_down reads each backend's state at scrape time (the mux's balancer). */
@@ -205,22 +256,34 @@ export class Metrics implements MuxObserver {
     this.isBackendDown = isDown;
   }
 
+  /** Where snimux_log_lines_dropped_total reads its count at scrape time (the log output). */
+  watchLog(dropped: () => number): void {
+    this.logDropped = dropped;
+  }
+
+  onAccepted(): void {
+    this.accepted.inc();
+  }
+
   onRouted(c: Connection): void {
-    const route = c.route!.name;
-    const series = this.series(route);
+    const series = this.series(c.route!.name);
     const protocol = c.protocol ?? UNKNOWN_PROTOCOL;
-    connectionsChild(this.connectionsTotal, series, route, protocol).inc();
     series.active.inc();
     if (c.detectMs !== undefined) this.detectSeconds.get(protocol)!.observe(c.detectMs / 1000);
   }
 
   onConnectFailure(c: Connection, f: ConnectFailure): void {
     // Backend texts come from the config, so this label set is bounded like the routes.
-    this.connectFailures.labels(c.route!.name, f.backend.text).inc();
+    // An expanded template counts under the configured text: names clients choose never become labels.
+    this.connectFailures.labels(c.route!.name, f.backend.origin ?? f.backend.text).inc();
   }
 
   onConnected(c: Connection): void {
-    const series = this.series(c.route!.name);
+    const route = c.route!.name;
+    const series = this.series(route);
+    // Counted once relaying starts: a connection refused after routing (no backend answered, the client
+    // gone while connecting) is counted as rejected only, so accepted = relayed + rejected exactly.
+    connectionsChild(this.connectionsTotal, series, route, c.protocol ?? UNKNOWN_PROTOCOL).inc();
     if (c.connectMs !== undefined) series.connectSeconds.observe(c.connectMs / 1000);
     series.relaying.add(c);
   }
@@ -264,6 +327,17 @@ export class Metrics implements MuxObserver {
     };
     this.routes.set(route, s);
     return s;
+  }
+
+  /** Series for the config in force only: a route or backend a reload removed is no longer checked. */
+  private collectBackendUp(): void {
+    this.backendUp.reset();
+    for (const r of this.checkedRoutes) {
+      for (const b of r.backends) {
+        const up = this.healthState?.(r, b);
+        if (up !== undefined) this.backendUp.labels(r.name, b.text).set(up ? 1 : 0);
+      }
+    }
   }
 
   private collectBackendsDown(): void {

@@ -10,7 +10,9 @@ export const REJECT_REASONS = [
   'peek_limit', // limits.max_peek_bytes buffered and still undecided
   'client_closed', // the client closed or reset before a decision
   'backend_unavailable', // every backend of the route failed to connect
-  'limit', // limits.max_connections or max_connections_per_source
+  'bad_backend', // a backend template expanded to something that is not a DNS name
+  'limit', // limits.max_connections_per_source, or the queue behind max_connections full
+  'fd_limit', // the mux itself was out of file descriptors (EMFILE, ENFILE) for the backend connect
   'proxy_header', // a PROXY header missing, malformed or from an untrusted peer
   'shutdown', // the mux was stopping
 ] as const;

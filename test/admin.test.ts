@@ -4,27 +4,12 @@ import net from 'node:net';
 import t from 'tap';
 import { exchange } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
-import { adminPort, request } from './helpers/metrics.js';
+import { adminPort, raw, request } from './helpers/metrics.js';
 import { startMux } from './helpers/mux.js';
 import { startEcho } from './helpers/servers.js';
 
 const withAdmin = (backend: number, ...extra: string[]): string =>
   muxConfig(...extra, table('admin', { listen: '127.0.0.1:0' }), route('echo', backend));
-
-/** Sends raw bytes to the admin port and returns everything it answers before closing. */
-function raw(port: number, bytes: string): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    let out = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => {
-      out += d;
-    });
-    s.on('error', () => {});
-    s.on('close', () => resolve(out));
-    s.end(bytes);
-  });
-}
 
 t.test('/healthz, /metrics, HEAD, and 404/405 for anything else', async (t) => {
   const echo = await startEcho(t);
@@ -50,7 +35,7 @@ t.test('/healthz, /metrics, HEAD, and 404/405 for anything else', async (t) => {
   t.equal(post.status, 405);
   t.equal(post.headers.allow, 'GET, HEAD');
   t.equal((await request(port, '/healthz', 'DELETE')).status, 405);
-  t.equal((await request(port, '/')).status, 404);
+  t.equal((await request(port, '/nope')).status, 404);
   t.equal((await request(port, '/metrics/')).status, 404);
   t.equal((await request(port, '/../etc/passwd')).status, 404);
 });

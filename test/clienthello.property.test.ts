@@ -5,8 +5,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import { type HelloResult, parseClientHello } from '../lib/detect/clienthello.js';
 import { buildClientHello, type HelloOptions } from './helpers/hello-builder.js';
+import { property, RUNS } from './helpers/property.js';
 
-const RUNS = 10_000;
 const KINDS = ['match', 'need-more', 'no-match', 'invalid'];
 
 /** A label as clients send it: LDH and underscore, any case, 1..63 bytes, no leading or trailing hyphen needed. */
@@ -73,7 +73,9 @@ const mutated = fc
   });
 
 t.test('built hellos round-trip their SNI and ALPN', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(helloOptions, (o) => {
       const buf = buildClientHello(o);
       const r = parseClientHello(buf);
@@ -85,9 +87,7 @@ t.test('built hellos round-trip their SNI and ALPN', async (t) => {
         r.hello.length === buf.length
       );
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('every truncation of a valid hello is need-more', async (t) => {
@@ -98,25 +98,25 @@ t.test('every truncation of a valid hello is need-more', async (t) => {
     }),
     { numRuns: RUNS },
   );
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(
       validHello,
       fc.nat(),
       (buf, cut) => parseClientHello(buf.subarray(0, cut % buf.length)).kind === 'need-more',
     ),
-    { numRuns: RUNS },
   );
-  t.pass(`${2 * RUNS} runs`);
 });
 
 t.test('a mutated hello never throws and gets one of the four verdicts', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(mutated, (buf) => {
       wellFormed(buf);
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('random bytes never throw', async (t) => {
@@ -138,29 +138,31 @@ t.test('random bytes never throw', async (t) => {
       buf.set(b, 9);
       return buf;
     });
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(fc.oneof(fc.uint8Array({ maxLength: 1200 }), tlsLike), (buf) => {
       wellFormed(buf);
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('the verdict for the same bytes is deterministic', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(fc.oneof(mutated, validHello, fc.uint8Array({ maxLength: 600 })), (buf) => {
       const a = parseClientHello(buf);
       const b = parseClientHello(buf.slice());
       return JSON.stringify(a) === JSON.stringify(b);
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('a decided prefix stays decided: the full bytes give the same kind', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(
       fc.oneof(mutated, validHello),
       fc.array(fc.nat(), { minLength: 1, maxLength: 4 }),
@@ -173,7 +175,5 @@ t.test('a decided prefix stays decided: the full bytes give the same kind', asyn
         return true;
       },
     ),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { type HelloResult, parseClientHello } from '../lib/detect/clienthello.js';
-import { probeTls } from '../lib/detect/tls.js';
+import { probeTls } from '../lib/detect/probes/tls.js';
 import {
   alpnData,
   buildClientHello,

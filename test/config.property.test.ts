@@ -8,7 +8,8 @@ import { formatProblem, parseConfig } from '../lib/config/load.js';
 import { covers } from '../lib/config/shadow.js';
 import type { Cidr, ConfigResult, RouteConfig } from '../lib/config/types.js';
 import type { Detection, Protocol } from '../lib/detect/types.js';
-import { cidrContains, ipBytes, parseCidr, parseEndpoint } from '../lib/net/address.js';
+import { parseEndpoint } from '../lib/net/address.js';
+import { cidrContains, ipBytes, parseCidr } from '../lib/net/ip.js';
 import { routeMatches } from '../lib/route/router.js';
 
 const RUNS = 10_000;
@@ -345,8 +346,10 @@ const SOURCES = [
 ];
 const DETECTIONS: (Detection | null)[] = [null];
 for (const name of CLIENT_NAMES) {
-  for (const alpn of CLIENT_ALPN) DETECTIONS.push({ protocol: 'tls', sni: name, alpn });
-  DETECTIONS.push({ protocol: 'http', host: name }, { protocol: 'ssh' });
+  const sni = name !== undefined && { sni: name };
+  for (const alpn of CLIENT_ALPN)
+    DETECTIONS.push({ protocol: 'tls', ...sni, ...(alpn !== undefined && { alpn }) });
+  DETECTIONS.push({ protocol: 'http', ...(name !== undefined && { host: name }) }, { protocol: 'ssh' });
 }
 
 t.test(

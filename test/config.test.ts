@@ -1,23 +1,17 @@
 // The config loader turns users' TOML into a Config, or into every problem found, each with file:line:column, key and fix.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import t from 'tap';
 import { formatDuration, parseDuration } from '../lib/config/duration.js';
-import {
-  ACCEPT_PROXY_KEYS,
-  LIMIT_KEYS,
-  LOG_KEYS,
-  ROOT_KEYS,
-  ROUTE_KEYS,
-  TIMEOUT_KEYS,
-} from '../lib/config/keys.js';
 import { formatProblem, loadConfig, parseConfig } from '../lib/config/load.js';
 import { indexToml, locate } from '../lib/config/locate.js';
+import { rows } from '../lib/config/schema.js';
 import { shadowWarnings } from '../lib/config/shadow.js';
 import type { Config, RouteConfig } from '../lib/config/types.js';
 import { PROTOCOLS } from '../lib/detect/types.js';
-import { cidrContains, ipBytes, parseCidr, parseEndpoint } from '../lib/net/address.js';
+import { parseEndpoint } from '../lib/net/address.js';
+import { cidrContains, ipBytes, parseCidr } from '../lib/net/ip.js';
+import { tempDir } from './helpers/programs.js';
 
 const EXAMPLE = new URL('../examples/mux.toml', import.meta.url);
 const exampleText = readFileSync(EXAMPLE, 'utf8');
@@ -50,7 +44,7 @@ t.test('the example config parses, with no warnings, into the documented routes'
       ['::1', 8443],
     ],
   );
-  t.same(config.admin?.listen.text, '127.0.0.1:9090');
+  t.same(config.admin?.listen.text, '127.0.0.1:7646');
   t.same(
     config.routes.map((r) => r.name),
     ['blog', 'sites', 'vpn', 'ssh', 'plain-http', 'fallback'],
@@ -76,15 +70,8 @@ t.test(
     const block = /```toml\n([\s\S]*?)```/.exec(docs)?.[1] ?? '';
     const { config, warnings } = ok(block);
     t.same(warnings, []);
-    t.equal(config.routes.length, 6);
-    for (const key of [
-      ...ROOT_KEYS,
-      ...TIMEOUT_KEYS,
-      ...LIMIT_KEYS,
-      ...LOG_KEYS,
-      ...ACCEPT_PROXY_KEYS,
-      ...ROUTE_KEYS,
-    ]) {
+    t.equal(config.routes.length, 7);
+    for (const { key } of rows()) {
       const forms = [`\`${key}\``, `\`[${key}]\``, `\`[[${key}]]\``];
       t.ok(
         forms.some((f) => docs.includes(f)),
@@ -92,6 +79,55 @@ t.test(
       );
     }
     for (const p of PROTOCOLS) t.ok(docs.includes(`| \`${p}\` |`), `protocol ${p} is documented`);
+  },
+);
+
+t.test(
+  'the admin port in the examples and docs is not one Prometheus or its exporters take by default',
+  async (t) => {
+    // Prometheus 9090, Pushgateway 9091, Alertmanager 9093-9094 (9092 is left to Kafka); exporters
+    // 9100-9999 and, since that filled up, from 10000 on (github.com/prometheus/prometheus/wiki/Default-port-allocations).
+    const taken = (port: number): boolean => (port >= 9090 && port <= 9094) || port >= 9100;
+    const files = [
+      'README.md',
+      'examples/mux.toml',
+      'docs/configuration.md',
+      'docs/metrics.md',
+      'docs/operations.md',
+    ];
+    const ports: number[] = [];
+    for (const f of files) {
+      const text = readFileSync(new URL(`../${f}`, import.meta.url), 'utf8');
+      for (const m of text.matchAll(
+        /\[admin\][^\n]*\n\s*listen = "[^"]*:(\d+)"|targets: \["[^"]*:(\d+)"\]/g,
+      )) {
+        ports.push(Number(m[1] ?? m[2]));
+      }
+      t.notOk(/(127\.0\.0\.1|localhost):9090\b/.test(text), `${f} has no 127.0.0.1:9090`);
+    }
+    t.ok(ports.length >= 5, `found the admin addresses (${ports.join(', ')})`);
+    t.same(ports.filter(taken), [], 'none is a Prometheus default port');
+    t.same(new Set(ports), new Set([7646]), 'and all agree');
+  },
+);
+
+t.test(
+  'a top-level listen written below [admin] or a [[route]] gets the "top of the file" hint',
+  async (t) => {
+    t.same(errors(toml('[admin]', 'listen = "127.0.0.1:7646"', 'listen = ["0.0.0.0:443"]', ...ROUTE)), [
+      'mux.toml:3:1: TOML syntax: trying to redefine an already defined table or value; `listen` belongs in the top of the file, but keys after a [admin] header belong to that table: move it above the first table header',
+    ]);
+    const hint =
+      'mux.toml: listen: is required: add listen = ["0.0.0.0:443", "[::]:443"] at the top of the file (a `listen` below an [admin] or [[route]] header belongs to that table: move the top-level one above the first header)';
+    t.same(errors(toml('[admin]', 'listen = ["0.0.0.0:443"]', ...ROUTE)), [
+      hint,
+      'mux.toml:2:1: admin.listen: expected a string like "127.0.0.1:7646", got a list',
+    ]);
+    t.same(errors(toml(...ROUTE, 'listen = ["0.0.0.0:443"]')), [hint]);
+    t.same(errors(toml('[timeouts]', 'listen = ["0.0.0.0:443"]', ...ROUTE)), [
+      'mux.toml: listen: is required: add listen = ["0.0.0.0:443", "[::]:443"] at the top of the file',
+      'mux.toml:2:1: timeouts.listen: unknown key; `listen` belongs in the top of the file, not [timeouts] (keys belong to the header above them)',
+    ]);
   },
 );
 
@@ -105,14 +141,14 @@ t.test('a missing or unreadable file is a problem, not a throw', async (t) => {
   const r = await loadConfig('/nonexistent/mux.toml');
   t.equal(r.kind, 'error');
   if (r.kind === 'error') t.match(formatProblem(r.errors[0]!), /^\/nonexistent\/mux\.toml: no such file/);
-  const dir = mkdtempSync(join(tmpdir(), 'sni-mux-'));
+  const dir = tempDir(t, 'config');
   const d = await loadConfig(dir);
   t.equal(d.kind, 'error');
   if (d.kind === 'error') t.match(d.errors[0]!.message, /directory/);
 });
 
 t.test('loadConfig reports problems under the path the user gave', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'sni-mux-'));
+  const dir = tempDir(t, 'config');
   const file = join(dir, 'bad.toml');
   writeFileSync(file, toml(...HEAD, '[[route]]', 'name = "web"'));
   const r = await loadConfig(file);
@@ -122,8 +158,20 @@ t.test('loadConfig reports problems under the path the user gave', async (t) => 
 
 t.test('defaults fill every table left out', async (t) => {
   const { config } = ok(toml(...HEAD, ...ROUTE));
-  t.same(config.timeouts, { detect: 5000, connect: 5000, idle: 900_000, drain: 30_000, backendDown: 10_000 });
-  t.same(config.limits, { maxConnections: 10_000, maxConnectionsPerSource: 256, maxPeekBytes: 65_536 });
+  t.same(config.timeouts, {
+    detect: 5000,
+    connect: 5000,
+    idle: 900_000,
+    drain: 30_000,
+    backendDown: 10_000,
+    udpIdle: 120_000,
+  });
+  t.same(config.limits, {
+    maxConnections: 8000,
+    maxConnectionsPerSource: 256,
+    maxPeekBytes: 65_536,
+    maxUdpFlows: 10_000,
+  });
   t.same(config.log, { level: 'info', format: 'auto' });
   t.equal(config.admin, undefined);
   t.equal(config.acceptProxy, undefined);
@@ -148,15 +196,17 @@ t.test('every documented key is read', async (t) => {
       'idle = "1h"',
       'drain = "1m30s"',
       'backend_down = "30s"',
+      'udp_idle = "3m"',
       '[limits]',
       'max_connections = 5',
       'max_connections_per_source = 2',
       'max_peek_bytes = 16384',
+      'max_udp_flows = 7',
       '[log]',
       'level = "debug"',
       'format = "json"',
       '[admin]',
-      'listen = "127.0.0.1:9090"',
+      'listen = "127.0.0.1:7646"',
       '[accept_proxy]',
       'from = ["10.0.0.0/8", "192.168.1.1"]',
       '[[route]]',
@@ -175,8 +225,14 @@ t.test('every documented key is read', async (t) => {
     idle: 3_600_000,
     drain: 90_000,
     backendDown: 30_000,
+    udpIdle: 180_000,
   });
-  t.same(config.limits, { maxConnections: 5, maxConnectionsPerSource: 2, maxPeekBytes: 16_384 });
+  t.same(config.limits, {
+    maxConnections: 5,
+    maxConnectionsPerSource: 2,
+    maxPeekBytes: 16_384,
+    maxUdpFlows: 7,
+  });
   t.same(config.log, { level: 'debug', format: 'json' });
   t.equal(config.user, 'snimux');
   t.equal(config.group, 'nogroup');
@@ -255,7 +311,7 @@ t.test('unknown keys are reported with the closest known key or the right table'
     'mux.toml:8:1: route[1].bakends: unknown key; did you mean `backends`?',
     'mux.toml:10:1: route[1].server_name: unknown key; did you mean `sni`?',
     'mux.toml:11:1: route[1].group: unknown key; `group` is a top-level key, but keys after a [[route]] header belong to that route: move it above the first [[route]]',
-    'mux.toml:12:1: route[1].colour: unknown key; known keys here: name, protocol, sni, alpn, host, source, on_timeout, backend, backends, balance, proxy_protocol, idle',
+    'mux.toml:12:1: route[1].colour: unknown key; known keys here: name, protocol, sni, alpn, host, source, listen, on_timeout, backend, backends, balance, proxy_protocol, idle, health_check, transport',
   ]);
 });
 
@@ -532,11 +588,59 @@ t.test('bad names in sni and host say what to write instead', async (t) => {
 t.test('[admin] and [accept_proxy] need their one key', async (t) => {
   const e = errors(toml(...HEAD, '[admin]', '[accept_proxy]', 'from = []', ...ROUTE));
   t.same(e, [
-    'mux.toml:2:1: admin.listen: is required in [admin]: add listen = "127.0.0.1:9090", or remove [admin] to turn it off',
+    'mux.toml:2:1: admin.listen: is required in [admin]: add listen = "127.0.0.1:7646", or remove [admin] to turn it off',
     'mux.toml:4:1: accept_proxy.from: is an empty list, which matches nothing; list at least one, like ["10.0.0.0/8", "192.168.1.1"], or remove the key',
   ]);
   t.same(errors(toml(...HEAD, '[admin]', 'listen = "127.0.0.1:8443"', ...ROUTE)), [
     'mux.toml:3:1: admin.listen: "127.0.0.1:8443" is also in listen; give the admin endpoint its own port',
+  ]);
+});
+
+t.test('[admin] allow: CIDRs like accept_proxy.from, each bad one named by file, line and key', async (t) => {
+  const good = ok(
+    toml(
+      ...HEAD,
+      '[admin]',
+      'listen = "127.0.0.1:7646"',
+      'allow = ["127.0.0.1", "::1", "10.0.0.0/8"]',
+      ...ROUTE,
+    ),
+  );
+  t.same(
+    good.config.admin?.allow?.map((c) => c.text),
+    ['127.0.0.1', '::1', '10.0.0.0/8'],
+  );
+  t.equal(
+    ok(toml(...HEAD, '[admin]', 'listen = "127.0.0.1:7646"', 'allow = "192.168.1.0/24"', ...ROUTE)).config
+      .admin?.allow?.length,
+    1,
+    'one CIDR as a string',
+  );
+  t.equal(
+    ok(toml(...HEAD, '[admin]', 'listen = "127.0.0.1:7646"', ...ROUTE)).config.admin?.allow,
+    undefined,
+    'absent: every peer',
+  );
+  t.same(
+    errors(
+      toml(
+        ...HEAD,
+        '[admin]',
+        'listen = "127.0.0.1:7646"',
+        'allow = ["127.0.0.1", "10.0.0.1/8", 7]',
+        ...ROUTE,
+      ),
+    ),
+    [
+      'mux.toml:4:1: admin.allow[3]: expected a string like "127.0.0.1", got the number 7',
+      'mux.toml:4:23: admin.allow[2]: "10.0.0.1/8" has bits set after the prefix; did you mean "10.0.0.0/8"?',
+    ],
+  );
+  t.same(errors(toml(...HEAD, '[admin]', 'listen = "127.0.0.1:7646"', 'allow = []', ...ROUTE)), [
+    'mux.toml:4:1: admin.allow: is an empty list, which matches nothing; list at least one, like ["127.0.0.1", "192.168.1.0/24"], or remove the key',
+  ]);
+  t.same(errors(toml(...HEAD, '[admin]', 'listen = "127.0.0.1:7646"', 'alow = ["127.0.0.1"]', ...ROUTE)), [
+    'mux.toml:4:1: admin.alow: unknown key; did you mean `allow`?',
   ]);
 });
 

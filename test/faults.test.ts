@@ -1,17 +1,25 @@
 // Fault injection against a real sni-mux process: backends that reset, stall, refuse, hang or don't resolve;
 // clients that reset or half-close mid-detection. The mux must stay up, bounded, and say what happened.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import type { Test } from 'tap';
 import t from 'tap';
 import { captureFirstBytes, exchange } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
-import { connectionLine, fdCount, type LogLine, type MuxProcess, rssBytes, startMux } from './helpers/mux.js';
-import { closedPort, listen, sha256, startRecorder } from './helpers/servers.js';
+import { adminPort, scrape } from './helpers/metrics.js';
+import {
+  connectionLine,
+  fdCount,
+  fdsBackTo,
+  type LogLine,
+  type MuxProcess,
+  rssBytes,
+  startMux,
+} from './helpers/mux.js';
+import { closedPort, listen, sha256, startAbrupt, startBlackhole, startRecorder } from './helpers/servers.js';
 
 const MiB = 1024 * 1024;
 
@@ -127,35 +135,6 @@ async function startStalled(t: Test): Promise<{
   return { port: await listen(server), accepted, release: () => socket?.resume(), done };
 }
 
-/**
- * A local address whose connects hang: a listener in a stopped child process, its accept queue
- * (backlog 1) filled by connections nobody accepts. New SYNs are dropped, as a firewall's blackhole does.
- */
-async function startBlackhole(t: Test): Promise<number> {
-  const script =
-    "const s=require('net').createServer();" +
-    "s.listen({host:'127.0.0.1',port:0,backlog:1},()=>console.log(s.address().port));";
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const fillers: net.Socket[] = [];
-  t.teardown(() => {
-    for (const s of fillers) s.destroy();
-    child.kill('SIGKILL'); // a stopped process still dies of SIGKILL
-  });
-  const line = await new Promise<string>((resolve) =>
-    createInterface({ input: child.stdout! }).once('line', resolve),
-  );
-  const port = Number(line);
-  process.kill(child.pid!, 'SIGSTOP');
-  // Linux queues backlog + 1 handshaken connections; more fillers than that leave nothing for the mux.
-  for (let i = 0; i < 4; i++) {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => {});
-    fillers.push(s);
-  }
-  await new Promise<void>((resolve) => fillers[1]!.once('connect', () => resolve()));
-  return port;
-}
-
 t.test(
   'a backend that resets mid-stream cuts the client off; the mux logs it and keeps serving',
   async (t) => {
@@ -184,6 +163,48 @@ t.test(
       `healthy ${banner.length} ${sha256(banner)}`,
     );
     t.equal(mux.proc.exitCode, null, 'alive');
+  },
+);
+
+t.test(
+  'backends closing with FIN and RST together while clients send: after the load, active 0 and fds at baseline',
+  async (t) => {
+    const abrupt = await startAbrupt(t);
+    const mux = await startMux(
+      t,
+      muxConfig(
+        table('limits', { max_connections: 8, max_connections_per_source: 8 }),
+        table('admin', { listen: '127.0.0.1:0' }),
+        route('abrupt', abrupt),
+      ),
+    );
+    const baseline = await fdCount(mux.pid);
+    const N = 300;
+    let started = 0;
+    const worker = async (): Promise<void> => {
+      while (started < N) {
+        started++;
+        const steps = Buffer.concat([Buffer.from([0xff]), randomBytes(64 * 1024)]);
+        await exchange(mux.port, steps, { chunk: 4096 });
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+    const last = await Promise.race([
+      finished(mux, N),
+      // A bound, so a leaked connection (which never logs) fails the test instead of hanging it.
+      new Promise<undefined>((resolve) => setTimeout(resolve, 20_000, undefined)),
+    ]);
+    t.ok(last, `all ${N} connections ended with their line`);
+    t.equal(mux.logs.filter((l) => l.reject === 'limit').length, 0, 'no client met the cap');
+    const active = (await scrape(adminPort(mux))).filter((x) => x.name === 'snimux_connections_active');
+    t.same(
+      active.map((x) => x.value),
+      [0],
+      'snimux_connections_active 0',
+    );
+    t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fd count back to baseline');
+    const body = Buffer.from('\xffstill serving', 'latin1');
+    t.equal((await exchange(mux.port, body)).reply.toString(), 'bye\n', 'a new client is served');
   },
 );
 
@@ -352,7 +373,7 @@ t.test('an HTTP request line that never ends is refused at 16 KiB, whatever max_
   t.match(await connectionLine(mux, ex.localPort), {
     reject: 'malformed',
     protocol: 'http',
-    code: 'request line longer than 16384 bytes',
+    detail: 'request line longer than 16384 bytes',
   });
   t.equal(rec.received.length, 0, 'the backend never saw it');
 });
@@ -382,7 +403,7 @@ t.test('a client that resets mid-hello is dropped before any backend; fds return
   }
   t.equal(rec.received.length, 0, 'the backend never saw a partial hello');
   await finished(mux, N);
-  t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline');
+  t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fd count back to baseline');
   const ex = await exchange(mux.port, hello);
   t.match(ex.reply.toString(), /^tls /, 'a whole hello still routes');
 });
@@ -510,6 +531,8 @@ t.test(
     );
     const answered = async (bytes: string): Promise<string> => {
       const ex = await exchange(mux.port, Buffer.from(bytes, 'latin1'));
+      // Its line comes after any connect failure's: once it is in, so is every failure line of this client.
+      await connectionLine(mux, ex.localPort);
       return ex.reply.toString().split(' ')[0]!;
     };
     const http: string[] = [];
@@ -576,7 +599,7 @@ t.test('routes whose backends are down or hanging fail alone; the others keep se
   t.equal(refused.filter((l) => l.code === 'ECONNREFUSED').length, 30, 'each down connect reported');
   t.equal(refused.filter((l) => l.code === 'ETIMEDOUT').length, 5, 'each hanging connect reported');
   await finished(mux, 65);
-  t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline');
+  t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fd count back to baseline');
   t.equal(mux.proc.exitCode, null, 'alive');
 });
 
@@ -584,7 +607,9 @@ const prlimit = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));
 
 t.test(
   'out of file descriptors, the mux refuses what it cannot serve and recovers',
-  { skip: prlimit === undefined ? 'prlimit (util-linux) not installed' : false },
+  {
+    skip: prlimit === undefined ? 'prlimit (util-linux) not installed' : false,
+  },
   async (t) => {
     const echo = net.createServer({ allowHalfOpen: true }, (s) => {
       s.on('error', () => {});
@@ -603,15 +628,20 @@ t.test(
       s.write('\xffhold');
       held.push(s);
     }
-    const failed = await mux.waitForLog((l) => l.msg === 'backend connect failed' && l.code === 'EMFILE');
-    t.match(failed, { route: 'echo' }, 'a backend connect without a free descriptor fails with EMFILE');
+    const failed = await mux.waitForLog((l) => l.reject === 'fd_limit');
+    t.match(
+      failed,
+      { route: 'echo', code: 'EMFILE' },
+      'a backend connect without a free descriptor is refused as fd_limit, its own reason',
+    );
+    t.equal(
+      mux.logs.filter((l) => l.msg === 'backend connect failed').length,
+      0,
+      'not counted as a backend failure: the backend is not marked down for a local shortage',
+    );
     t.equal(mux.proc.exitCode, null, 'alive at the limit');
     for (const s of held) s.destroy();
-    // Nothing signals "the mux closed them all": watch its descriptors come back (at most 10 s).
-    for (let i = 0; i < 200 && (await fdCount(mux.pid)) > baseline; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline');
+    t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fd count back to baseline');
     const body = Buffer.from('\xffstill serving', 'latin1');
     const ex = await exchange(mux.port, body);
     t.ok(ex.reply.equals(body), 'a new client is served once descriptors are free');

@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { MAX_SCAN, normalizeHost, probeHttp } from '../lib/detect/probes/http.js';
+import { starts } from './fuzz/target.js';
 import { TARGETS } from './fuzz/targets/index.js';
 
 const fuzzDir = new URL('./fuzz/', import.meta.url);
@@ -22,10 +23,10 @@ for (const target of TARGETS) {
     if (found.length === 0) t.pass('no findings saved');
   });
 
-  t.test(`${target.name}: the corpus and the seeds pass the checks`, async (t) => {
+  t.test(`${target.name}: the corpus, the seeds and the generated inputs pass the checks`, async (t) => {
     const corpus = [
       ...inputs('corpus', target.name),
-      ...target.seeds().map((data, i) => ({ name: `seed ${i}`, data })),
+      ...starts(target).map((data, i) => ({ name: `seed ${i}`, data })),
     ];
     const failed: string[] = [];
     for (const { name, data } of corpus) {

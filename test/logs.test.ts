@@ -1,15 +1,16 @@
 // The logs of a real sni-mux process: one JSON line per connection with its fields, the start line, warnings, pretty mode.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { exchange, tlsThrough } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
+import { buildClientHello } from './helpers/hello-builder.js';
+import { scrape, value } from './helpers/metrics.js';
 import { BIN, connectionLine, startMux } from './helpers/mux.js';
-import { hasIpv6Loopback } from './helpers/programs.js';
+import { hasIpv6Loopback, missing, program, run, tempDir } from './helpers/programs.js';
 import { closedPort, listen, startEcho, startRecorder, startTlsBackend } from './helpers/servers.js';
 
 /** A backend that answers each chunk with `onData(socket)`: closes first, or resets. */
@@ -181,11 +182,11 @@ backend = "127.0.0.1:${echo.port}"
 
 /** Runs sni-mux with the given config and collects its stdout lines as text. */
 function spawnMux(t: Test, toml: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'snimux-log-'));
+  const dir = tempDir(t, 'log');
   const file = join(dir, 'mux.toml');
   writeFileSync(file, toml);
   const proc = spawn(process.execPath, [BIN, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     await exited;
@@ -271,4 +272,162 @@ backends = ["127.0.0.1:${dead}", "127.0.0.1:${echo.port}"]
   t.equal(await mux.exited, 0);
   const levels = mux.lines.map((l) => (JSON.parse(l) as { level: number }).level);
   t.ok(levels.length > 0 && levels.every((l) => l >= 40), `only warnings and worse (${levels.join(', ')})`);
+});
+
+t.test(
+  'a stdout nobody reads costs log lines, never relaying: drops counted in /metrics, then reported in the log',
+  async (t) => {
+    const echo = await startEcho(t);
+    const dir = tempDir(t, 'log');
+    const file = join(dir, 'mux.toml');
+    writeFileSync(
+      file,
+      muxConfig(
+        table('admin', { listen: '127.0.0.1:0' }),
+        table('log', { format: 'json' }),
+        route('echo', echo.port),
+      ),
+    );
+    const proc = spawn(process.execPath, [BIN, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+    t.teardown(async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    });
+    // Read up to the start line, then stop reading: the pipe and our stream's buffer fill up.
+    let text = '';
+    const onData = (d: Buffer): void => {
+      text += d.toString('utf8');
+    };
+    proc.stdout!.on('data', onData);
+    const startLine = (): Record<string, unknown> | undefined => {
+      const line = text.split('\n').find((l) => l.includes('"sni-mux started"'));
+      return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
+    };
+    while (startLine() === undefined) await new Promise((resolve) => proc.stdout!.once('data', resolve));
+    proc.stdout!.removeListener('data', onData);
+    proc.stdout!.pause();
+    const started = startLine()!;
+    const port = (started.listeners as { port: number }[])[0]!.port;
+    const admin = (started.admin as { port: number }).port;
+
+    // Fill the log: a connection that closes at once costs the mux little and writes one line. In
+    // batches, until lines are being dropped (or a bound: the buffer is 1 MiB, a line ~300 bytes).
+    const quick = (): Promise<void> =>
+      new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => s.end());
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+      });
+    let connections = 0;
+    let dropped = 0;
+    for (let i = 0; i < 40 && dropped === 0; i++) {
+      await Promise.all(Array.from({ length: 250 }, quick));
+      connections += 250;
+      dropped = value(await scrape(admin), 'snimux_log_lines_dropped_total') ?? 0;
+    }
+    t.ok(dropped > 0, `snimux_log_lines_dropped_total counts the dropped lines (${dropped})`);
+
+    // Relaying goes on while the log is stuck.
+    const N = 200;
+    let done = 0;
+    let intact = 0;
+    const worker = async (): Promise<void> => {
+      while (done < N) {
+        done++;
+        const body = Buffer.from(`\xffround trip ${done}`, 'latin1');
+        const r = await exchange(port, body);
+        if (r.reply.equals(body)) intact++;
+      }
+    };
+    // A bound, not a threshold: a mux blocked on its log would never finish.
+    const all = Promise.all(Array.from({ length: 8 }, worker));
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, 30_000))]);
+    t.equal(intact, N, `all ${N} round trips completed, bytes intact, while nobody read the log`);
+    connections += N;
+    dropped = value(await scrape(admin), 'snimux_log_lines_dropped_total') ?? 0;
+
+    // The reader is back: what was kept arrives whole, then one line says how many were dropped.
+    proc.stdout!.on('data', onData);
+    proc.stdout!.resume();
+    const reportLine = (): Record<string, unknown> | undefined => {
+      const line = text.split('\n').find((l) => l.includes('"log lines dropped'));
+      return line === undefined ? undefined : (JSON.parse(line) as Record<string, unknown>);
+    };
+    while (reportLine() === undefined) await new Promise((resolve) => proc.stdout!.once('data', resolve));
+    t.match(reportLine(), { level: 40, dropped, dropped_total: dropped }, 'one warning says how many');
+    const lines = text.split('\n').filter((l) => l !== '');
+    t.ok(lines.every(isJson), 'every line kept is whole');
+    const connLines = lines.filter((l) => l.includes('"conn":')).length;
+    t.equal(
+      connLines + dropped,
+      connections,
+      `connection lines ${connLines} + dropped ${dropped} = connections ${connections}`,
+    );
+    proc.kill('SIGTERM');
+    t.equal(await exited, 0, 'exits 0');
+  },
+);
+
+t.test('a hello with 64 KB of ALPN names makes a short line: names and their count capped', async (t) => {
+  const rec = await startRecorder(t, 'tls');
+  const mux = await startMux(t, muxConfig(route('tls', rec.port, { protocol: 'tls' })));
+  const alpn = Array.from({ length: 2000 }, (_, i) => `${'x'.repeat(24)}-${String(i).padStart(5, '0')}`);
+  // Records of at most 2^14 bytes, as a real client frames a long hello.
+  const hello = buildClientHello({ sni: 'big.example', alpn, recordSplit: [16384, 16384, 16384] });
+  t.ok(hello.length > 60_000, `a ${hello.length}-byte hello`);
+  const r = await exchange(mux.port, hello);
+  const line = await connectionLine(mux, r.localPort);
+  t.match(line, { route: 'tls', sni: 'big.example', alpn_count: 2000 });
+  t.equal((line.alpn as string[]).length, 8, 'eight names logged');
+  const size = JSON.stringify(line).length;
+  t.ok(size < 2048, `the line is ${size} bytes`);
+});
+
+t.test('with 20 dead backends a connection writes one line for its failed attempts', async (t) => {
+  const dead = await Promise.all(Array.from({ length: 20 }, () => closedPort()));
+  const echo = await startEcho(t);
+  const mux = await startMux(t, muxConfig(route('many', [...dead, echo.port])));
+  const r = await exchange(mux.port, Buffer.from('\xffafter twenty', 'latin1'));
+  t.equal(r.reply.toString('latin1'), '\xffafter twenty', 'the 21st backend answered');
+  const line = await connectionLine(mux, r.localPort);
+  const failed = mux.logs.filter((l) => l.msg === 'backend connect failed');
+  t.equal(failed.length, 1, 'one line');
+  t.match(failed[0], {
+    conn: line.conn,
+    route: 'many',
+    backend: `127.0.0.1:${dead[0]}`,
+    code: 'ECONNREFUSED',
+  });
+  t.same(
+    (failed[0]!.failures as { backend: string }[]).map((f) => f.backend),
+    dead.map((p) => `127.0.0.1:${p}`),
+    'naming every failed attempt in order',
+  );
+});
+
+t.test('the jq lines in docs/metrics.md run on real log lines', { skip: missing('jq') }, async (t) => {
+  const echo = await startEcho(t);
+  const mux = await startMux(t, muxConfig(route('blog', echo.port, { protocol: 'ssh' })));
+  const a = await exchange(mux.port, Buffer.from('SSH-2.0-x\r\n'));
+  const routed = await connectionLine(mux, a.localPort);
+  const b = await exchange(mux.port, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  const refused = await connectionLine(mux, b.localPort);
+  const journal = `${[routed, refused].map((l) => JSON.stringify(l)).join('\n')}\n`;
+
+  const docs = readFileSync(new URL('../docs/metrics.md', import.meta.url), 'utf8');
+  const filters = [...docs.matchAll(/\| jq (-[cr]) '([^']+)'/g)].map((m) => [m[1]!, m[2]!] as const);
+  t.equal(filters.length, 2, 'both jq lines found');
+  const [blog, reasons] = await Promise.all(
+    filters.map(([flag, filter]) => run(program('jq'), [flag, filter], { input: journal })),
+  );
+  t.equal(blog!.code, 0, blog!.stderr);
+  t.same(JSON.parse(blog!.text), {
+    client: '127.0.0.1',
+    sni: null,
+    bytes_backend_to_client: routed.bytes_backend_to_client,
+    end: routed.end,
+  });
+  t.equal(reasons!.code, 0, reasons!.stderr);
+  t.equal(reasons!.text, 'no_route\n');
 });

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import t from 'tap';
 import { captureFirstBytes, exchange, tlsThrough } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
-import { connectionLine, fdCount, startMux } from './helpers/mux.js';
+import { connectionLine, fdCount, fdsBackTo, startMux } from './helpers/mux.js';
 import {
   closedPort,
   sha256,
@@ -245,7 +245,7 @@ t.test('file descriptors return to baseline after many connections of every outc
   await mux.waitForLog(
     () => mux.logs.filter((l) => l.reject !== undefined || l.end !== undefined).length >= 200,
   );
-  t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline');
+  t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fd count back to baseline');
   t.equal(mux.proc.exitCode, null, 'alive');
 });
 

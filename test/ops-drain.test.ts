@@ -97,3 +97,32 @@ t.test('a second signal closes everything and exits at once; SIGHUP while draini
     'its line was written before exit',
   );
 });
+
+t.test('exactly one "stopped" line after a second signal (TERM+TERM, TERM+HUP+TERM, INT+INT)', async (t) => {
+  const echo = await startEcho(t);
+  const sequences: NodeJS.Signals[][] = [
+    ['SIGTERM', 'SIGTERM'],
+    ['SIGTERM', 'SIGHUP', 'SIGTERM'],
+    ['SIGINT', 'SIGINT'],
+  ];
+  for (const signals of sequences) {
+    const mux = await startMux(t, muxConfig(table('timeouts', { drain: '1h' }), route('echo', echo.port)));
+    const live = await holdOpen(mux.port);
+    if (live.kind !== 'open') throw new Error('not relayed');
+    const [first, ...rest] = signals;
+    mux.proc.kill(first);
+    await mux.waitForLog(draining);
+    for (const s of rest) {
+      if (s === 'SIGHUP') {
+        mux.proc.kill(s);
+        await mux.waitForLog((l) => l.msg === 'reload ignored');
+      } else mux.proc.kill(s);
+    }
+    t.equal(await mux.exited, 0, `${signals.join('+')}: exit 0`);
+    t.equal(
+      mux.logs.filter((l) => l.msg === 'stopped').length,
+      1,
+      `${signals.join('+')}: one "stopped" line`,
+    );
+  }
+});

@@ -15,6 +15,13 @@ import { dirname, join, relative } from 'node:path';
 import t from 'tap';
 
 const ROOT = new URL('..', import.meta.url).pathname;
+/** The oldest Node major package.json's engines allows (">=22" -> 22); the Docker image must not be older. */
+const minNode = Number(
+  /\d+/.exec(
+    (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines
+      .node,
+  )?.[0],
+);
 const UNIT = join(ROOT, 'contrib/sni-mux.service');
 const BIN = join(ROOT, 'dist/bin/sni-mux.js');
 
@@ -126,7 +133,10 @@ t.test("the Dockerfile follows hadolint's rules that apply and copies only what 
   for (const f of froms) {
     const [image, as, name] = f.args.split(/\s+/);
     t.match(image, /^node:(\d+)-slim$/, `line ${f.line}: a node:*-slim base, tagged (DL3006, DL3007)`);
-    t.ok(Number(/^node:(\d+)/.exec(image!)?.[1]) >= 20, 'Node 20 or later, as package.json engines says');
+    t.ok(
+      Number(/^node:(\d+)/.exec(image!)?.[1]) >= minNode,
+      `Node ${minNode} or later, as package.json engines says`,
+    );
     if (as?.toUpperCase() === 'AS') stages.push(name!);
   }
   const finalStart = ins.indexOf(froms.at(-1)!);
@@ -199,4 +209,18 @@ t.test('the image layout runs: dist/, package.json and production dependencies o
   const check = run(['check', '--config', join(ROOT, 'examples/mux.toml')]);
   t.equal(check.status, 0, check.stderr);
   t.match(check.stdout, /mux\.toml: OK/);
+});
+
+t.test('the unit says how to install sni-mux, which is not on the npm registry', async (t) => {
+  const unit = readFileSync(UNIT, 'utf8');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+  };
+  t.notMatch(unit, /npm install -g sni-mux\b(?!-)/, 'not a registry install');
+  t.ok(
+    unit.includes(`npm install -g ./${pkg.name}-${pkg.version}.tgz`),
+    'the tarball npm pack makes, by its real name',
+  );
+  t.match(unit, /prepare: npm run build/, 'and the install-scripts warning npm 11 prints for it');
 });

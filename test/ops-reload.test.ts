@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { exchange } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
-import { fdCount, type LogLine, startMux } from './helpers/mux.js';
-import { freePort, nthLog, rewriteAndReload, runCli } from './helpers/ops.js';
+import { fdCount, fdsBackTo, type LogLine, startMux } from './helpers/mux.js';
+import { nthLog, rewriteAndReload, runCli } from './helpers/ops.js';
+import { freePort } from './helpers/programs.js';
 import { listen, startEcho, startRecorder } from './helpers/servers.js';
 
 const PROBE = Buffer.from('\xffprobe', 'latin1');
@@ -182,7 +183,11 @@ backend = "127.0.0.1:${backend}"
     await mux.waitForLog(
       () => mux.logs.filter((l) => l.end !== undefined || l.reject !== undefined).length >= total,
     );
-    t.equal(await fdCount(mux.pid), baseline, 'fd count back to baseline (same number of listeners)');
+    t.equal(
+      await fdsBackTo(mux.pid, baseline),
+      baseline,
+      'fd count back to baseline (same number of listeners)',
+    );
     const ms = mux.logs.filter(reloaded).map((l) => l.ms as number);
     t.comment(`probes: ${JSON.stringify(Object.fromEntries(outcomes))}; reloads took ${ms.join(', ')} ms`);
   },

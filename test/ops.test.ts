@@ -1,13 +1,15 @@
 // The operations modules without a process: pid files, accounts, the fd limit, what a reload changes, the Reloader.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import pino from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseConfig } from '../lib/config/load.js';
+import { rows } from '../lib/config/schema.js';
 import type { Config, ConfigResult } from '../lib/config/types.js';
 import { fdLimitWarning, parseOpenFilesLimit } from '../lib/ops/fdlimit.js';
-import { describeChanges, Reloader, type ReloadPart } from '../lib/ops/reload.js';
 import {
   parsePid,
   pidFilePath,
@@ -15,8 +17,11 @@ import {
   removePidFile,
   signalPidFile,
   writePidFile,
-} from '../lib/pidfile.js';
-import { type Account, type Lookup, parseAccount, resolveIdentity } from '../lib/privileges.js';
+} from '../lib/ops/pidfile.js';
+import { type Account, type Lookup, parseAccount, resolveIdentity } from '../lib/ops/privileges.js';
+import { describeChanges, Reloader, type ReloadPart } from '../lib/ops/reload.js';
+import { BIN } from './helpers/mux.js';
+import { tempDir } from './helpers/programs.js';
 
 function config(text: string, file = '/etc/sni-mux/mux.toml'): Config {
   const r = parseConfig(text, file);
@@ -165,7 +170,7 @@ t.test('describeChanges names what a reload changes', async (t) => {
     'route ~ b',
     'route - a',
     'timeouts.detect 5000ms → 2000ms',
-    'limits.max_connections 10000 → 5',
+    'limits.max_connections 8000 → 5',
     'log.level info → warn',
   ]);
   const swapped = config(`listen = ["127.0.0.1:443"]
@@ -294,3 +299,97 @@ t.test(
     t.equal(partFails.applied.length, 0, 'the mux was not switched');
   },
 );
+
+/** Starts sni-mux under `ulimit -n n` (soft and hard) and returns its log lines up to "sni-mux started". */
+async function startLines(t: Test, n: number, toml: string): Promise<{ msg: string; level: number }[]> {
+  const dir = tempDir(t, 'fds');
+  const file = join(dir, 'mux.toml');
+  writeFileSync(file, toml);
+  const proc = spawn(
+    '/bin/sh',
+    ['-c', `ulimit -n ${n} && exec "$0" "$1" --config "$2"`, process.execPath, BIN, file],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const lines: { msg: string; level: number }[] = [];
+  for await (const text of createInterface({ input: proc.stdout })) {
+    const line = JSON.parse(text) as { msg: string; level: number };
+    lines.push(line);
+    if (line.msg === 'sni-mux started' || line.level >= 60) break;
+  }
+  proc.kill('SIGTERM');
+  await new Promise((resolve) => proc.once('exit', resolve));
+  return lines;
+}
+
+const hardNofile = Number(
+  /^Max open files\s+\S+\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 0,
+);
+
+t.test(
+  'a default start under ulimit -n 20000 warns of no open-file shortfall; 4096 does',
+  {
+    skip:
+      hardNofile < 20_000 &&
+      `the hard open-file limit here is ${hardNofile}; lowering it to 20000 needs at least that`,
+  },
+  async (t) => {
+    const toml = `listen = ["127.0.0.1:0"]\n[log]\nformat = "json"\n[[route]]\nname = "a"\nbackend = "127.0.0.1:9"\n`;
+    const at20000 = await startLines(t, 20_000, toml);
+    t.equal(at20000.at(-1)?.msg, 'sni-mux started');
+    t.same(
+      at20000.filter((l) => l.level >= 40),
+      [],
+      'no warning with the default max_connections',
+    );
+    const at4096 = await startLines(t, 4096, toml);
+    t.match(
+      at4096.find((l) => l.level === 40),
+      { limit: 4096, needed: 16_100, msg: /^open-file limit 4096 is below the 16100/ },
+      'a limit that cannot hold the default still warns',
+    );
+  },
+);
+
+t.test(
+  'Reloader: a changed restart-only key is applied at the next start and warned about, once each',
+  async (t) => {
+    const restartOnly = [...rows()].filter((r) => r.spec.restart === true).map((r) => r.name);
+    t.same(
+      restartOnly,
+      ['user', 'group', 'pid_file', 'data_plane', 'workers', 'log.format'],
+      'the rows marked restart-only',
+    );
+    const text = BASE.replace(
+      '[[route]]',
+      'user = "snimux"\ngroup = "snimux"\npid_file = "/run/sni-mux.pid"\ndata_plane = "js"\nworkers = 2\n[log]\nformat = "json"\n[[route]]',
+    );
+    const next = parseConfig(text, '/etc/sni-mux/mux.toml');
+    const h = harness([next]);
+    const r = new Reloader({ mux: h.mux, log: h.log, load: h.load });
+    t.match(await r.reload(), { kind: 'reloaded', changes: [] }, 'the reload goes through');
+    t.same(
+      h.lines.filter((l) => l.level === 40).map((l) => [l.key, l.msg]),
+      restartOnly.map((key) => [
+        key,
+        `${key} changed: it takes effect when sni-mux is restarted, not on reload`,
+      ]),
+    );
+    h.lines.length = 0;
+    t.match(await r.reload(), { kind: 'reloaded', changes: [] });
+    t.same(
+      h.lines.filter((l) => l.level === 40),
+      [],
+      'reloading the same file again warns of nothing',
+    );
+  },
+);
+
+t.test('describeChanges: a route whose listen or health_check changed is a changed route', async (t) => {
+  const prev = config(BASE);
+  const scoped = config(BASE.replace('name = "b"', 'name = "b"\nlisten = "127.0.0.1:443"'));
+  t.same(describeChanges(prev, scoped), ['route ~ b']);
+  const checked = config(BASE.replace('name = "b"', 'name = "b"\nhealth_check = "connect"'));
+  t.same(describeChanges(prev, checked), ['route ~ b']);
+});

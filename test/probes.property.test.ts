@@ -1,41 +1,13 @@
 // Properties of every probe and of detect(), on random bytes and on mutations of real first bytes.
 
-import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import t from 'tap';
 import { detect, PROBES } from '../lib/detect/detect.js';
 import { HTTP_METHODS } from '../lib/detect/probes/http.js';
 import type { ProbeResult, Protocol } from '../lib/detect/types.js';
-
-const RUNS = 10_000;
-/** Real first bytes of every protocol, TLS ClientHellos included. */
-const seeds: Uint8Array[] = ['./fixtures/first-bytes/', './fixtures/clienthello/'].flatMap((d) => {
-  const dir = new URL(d, import.meta.url);
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.bin'))
-    .map((f) => new Uint8Array(readFileSync(new URL(f, dir))));
-});
+import { mutated, property } from './helpers/property.js';
 
 const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
-
-/** A real capture, cut, with one byte changed and random bytes appended: reaches the probes' deep paths. */
-const mutated: fc.Arbitrary<Uint8Array> = fc
-  .record({
-    seed: fc.constantFrom(...seeds),
-    cut: fc.nat(),
-    at: fc.nat(),
-    value: fc.integer({ min: 0, max: 255 }),
-    mutate: fc.boolean(),
-    tail: fc.uint8Array({ maxLength: 16, size: 'max' }),
-  })
-  .map(({ seed, cut, at, value, mutate, tail }) => {
-    const b = seed.slice(0, cut % (seed.length + 1));
-    if (mutate && b.length > 0) b[at % b.length] = value;
-    const out = new Uint8Array(b.length + tail.length);
-    out.set(b);
-    out.set(tail, b.length);
-    return out;
-  });
 
 /** HTTP/1.x requests built from plausible and implausible parts, for the header scanner. */
 const httpish: fc.Arbitrary<Uint8Array> = fc
@@ -93,27 +65,29 @@ function sameDecision(a: ProbeResult, b: ProbeResult): boolean {
 for (const { protocol, probe } of PROBES) {
   if (protocol === 'tls') continue; // test/clienthello.property.test.ts covers it
   t.test(`${protocol}: any bytes give a well-formed verdict and never throw`, async (t) => {
-    fc.assert(
+    property(
+      t,
+      'holds',
       fc.property(anyBytes, (buf) => wellFormed(probe(buf), protocol)),
-      { numRuns: RUNS },
     );
-    t.pass(`${RUNS} runs`);
   });
 
   t.test(`${protocol}: a decision on a prefix is the decision on the whole`, async (t) => {
-    fc.assert(
+    property(
+      t,
+      'holds',
       fc.property(anyBytes, fc.nat(), (buf, k) => {
         const before = probe(buf.subarray(0, k % (buf.length + 1)));
         return before.kind === 'need-more' || sameDecision(before, probe(buf));
       }),
-      { numRuns: RUNS },
     );
-    t.pass(`${RUNS} runs`);
   });
 }
 
 t.test('detect() is deterministic and does not depend on the buffer it is given', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(anyBytes, (buf) => {
       const a = detect(buf);
       const copy = new Uint8Array(buf.length + 8).subarray(4, 4 + buf.length);
@@ -125,13 +99,13 @@ t.test('detect() is deterministic and does not depend on the buffer it is given'
         JSON.stringify(detect(buf)) === JSON.stringify(a)
       );
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('detect() returns the first match in table order, else invalid, need-more or no-match', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(anyBytes, (buf) => {
       const results = PROBES.map((row) => row.probe(buf));
       const d = detect(buf);
@@ -142,15 +116,13 @@ t.test('detect() returns the first match in table order, else invalid, need-more
       if (results.some((r) => r.kind === 'need-more')) return d.kind === 'need-more';
       return d.kind === 'no-match' && d.reason === 'no probe matched';
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('no two probes match the same random or mutated bytes: table order rarely decides', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(anyBytes, (buf) => PROBES.filter((row) => row.probe(buf).kind === 'match').length <= 1),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import t, { type Test } from 'tap';
+import { DATAGRAM_PROBES } from '../lib/detect/datagram.js';
 import { detect, PROBES } from '../lib/detect/detect.js';
 import { probeAdb } from '../lib/detect/probes/adb.js';
 import {
@@ -21,7 +22,13 @@ import { probeSocks5 } from '../lib/detect/probes/socks5.js';
 import { probeSsh } from '../lib/detect/probes/ssh.js';
 import { probeTinc } from '../lib/detect/probes/tinc.js';
 import { probeXmpp, XMPP_MAX_HEADER } from '../lib/detect/probes/xmpp.js';
-import { PROTOCOLS, type Probe, type ProbeResult, type Protocol } from '../lib/detect/types.js';
+import {
+  PROTOCOLS,
+  type Probe,
+  type ProbeResult,
+  type Protocol,
+  UDP_ONLY_PROTOCOLS,
+} from '../lib/detect/types.js';
 
 const firstBytesDir = new URL('./fixtures/first-bytes/', import.meta.url);
 const helloDir = new URL('./fixtures/clienthello/', import.meta.url);
@@ -105,7 +112,8 @@ function verdicts(t: Test, probe: Probe, cases: Array<[Uint8Array | string, Prob
 t.test('every fixture file is described, and every protocol but tls has a capture', async (t) => {
   t.same(Object.keys(expected).sort(), captures.map((c) => c.name).sort());
   for (const p of PROTOCOLS) {
-    if (p !== 'tls')
+    // UDP-only protocols have their captures in test/quic.test.ts and test/udp-probes.test.ts.
+    if (p !== 'tls' && !UDP_ONLY_PROTOCOLS.includes(p))
       t.ok(
         captures.some((c) => c.protocol === p),
         `a capture for ${p}`,
@@ -171,7 +179,16 @@ t.test('no probe matches another protocol, at any prefix of any capture or Clien
 
 t.test('the probe table', async (t) => {
   t.equal(PROBES[0]!.protocol, 'tls', 'TLS is asked first');
-  t.same(PROBES.map((r) => r.protocol).sort(), [...PROTOCOLS].sort(), 'one row per protocol');
+  t.same(
+    PROBES.map((r) => r.protocol).sort(),
+    PROTOCOLS.filter((p) => !UDP_ONLY_PROTOCOLS.includes(p)).sort(),
+    'one row per stream protocol',
+  );
+  t.same(
+    [...new Set([...PROBES, ...DATAGRAM_PROBES].map((r) => r.protocol))].sort(),
+    [...PROTOCOLS].sort(),
+    'every protocol has a probe in the stream or the datagram table',
+  );
   t.equal(PROBES.at(-1)!.protocol, 'socks5', 'SOCKS, the weakest signature, is asked last');
   t.ok(
     PROBES.findIndex((r) => r.protocol === 'openvpn') < PROBES.findIndex((r) => r.protocol === 'socks5'),

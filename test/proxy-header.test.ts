@@ -11,15 +11,14 @@ import {
   V2ProxyProtocol,
 } from 'proxy-protocol-js';
 import t, { type Test } from 'tap';
-import { parseCidr } from '../lib/net/address.js';
+import { formatIp, parseCidr, parseIpText } from '../lib/net/ip.js';
 import { crc32c } from '../lib/proxy/crc32c.js';
 import { buildProxyHeader, type ProxyHeaderInfo, V2_SIGNATURE } from '../lib/proxy/header.js';
 import { inboundStep, isTrustedPeer } from '../lib/proxy/inbound.js';
-import { formatIp, parseIpText } from '../lib/proxy/ip.js';
 import { headerAlpn, outboundHeader } from '../lib/proxy/outbound.js';
 import { matchProxySignature, type ProxyParseResult, parseProxyHeader } from '../lib/proxy/parse.js';
+import { property, RUNS } from './helpers/property.js';
 
-const RUNS = 10_000;
 const KINDS = ['match', 'need-more', 'no-match', 'invalid'];
 
 const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
@@ -441,7 +440,9 @@ const as16 = (b: Uint8Array): string =>
   );
 
 t.test('property: built headers parse back to what they were built from, payload untouched', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(version, info, fc.uint8Array({ maxLength: 64 }), (ver, i, payload) => {
       const h = buildProxyHeader(ver, i);
       const r = wellFormed(Buffer.concat([h, payload]));
@@ -456,24 +457,24 @@ t.test('property: built headers parse back to what they were built from, payload
       if (ver === 'v1') return same && r.header.authority === undefined;
       return same && r.header.authority === i.authority && r.header.alpn === i.alpn;
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('property: every truncation of a valid header is need-more', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(version, info, fc.nat(), (ver, i, cut) => {
       const h = buildProxyHeader(ver, i);
       return wellFormed(h.subarray(0, cut % h.length)).kind === 'need-more';
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('property: a mutated header never throws and is invalid or a match', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(version, info, fc.nat(), fc.integer({ min: 1, max: 255 }), (ver, i, pos, x) => {
       const h = buildProxyHeader(ver, i).slice();
       const at = pos % h.length;
@@ -486,13 +487,13 @@ t.test('property: a mutated header never throws and is invalid or a match', asyn
       if (kind === 'no-match') return at < sigEnd;
       return ver === 'v1' ? at >= h.length - 2 : at === 14 || at === 15;
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('property: under a CRC32C, any changed address byte is invalid', async (t) => {
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(info, fc.nat(), fc.integer({ min: 1, max: 255 }), (i, pos, x) => {
       const h = withCrc(buildProxyHeader('v2', i));
       const addrLen = h[13] === 0x11 ? 12 : 36;
@@ -500,9 +501,7 @@ t.test('property: under a CRC32C, any changed address byte is invalid', async (t
       h[at] = h[at]! ^ x;
       return wellFormed(h).kind === 'invalid';
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });
 
 t.test('property: arbitrary bytes never throw; a match is the same on its own bytes', async (t) => {
@@ -519,13 +518,13 @@ t.test('property: arbitrary bytes never throw; a match is the same on its own by
       fc.uint8Array({ maxLength: 120 }),
     )
     .map(([a, b, rest]) => v2(a, b, [...rest]));
-  fc.assert(
+  property(
+    t,
+    'holds',
     fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), sigPrefixed, v2Like), (buf) => {
       const r = wellFormed(buf);
       if (r.kind !== 'match') return true;
       return JSON.stringify(wellFormed(buf.slice(0, r.length))) === JSON.stringify(r);
     }),
-    { numRuns: RUNS },
   );
-  t.pass(`${RUNS} runs`);
 });

@@ -8,7 +8,7 @@ import { parseProxyHeader } from '../lib/proxy/parse.js';
 import { captureFirstBytes } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
 import { adminPort, scrape, value } from './helpers/metrics.js';
-import { connectionLine, fdCount, type MuxProcess, startMux } from './helpers/mux.js';
+import { connectionLine, fdCount, fdsBackTo, type MuxProcess, startMux } from './helpers/mux.js';
 import {
   freePort,
   freePorts,
@@ -34,7 +34,7 @@ interface Reply {
 
 interface SendOptions {
   host?: string;
-  localAddress?: string;
+  localAddress?: string | undefined;
   /** TLS with this server name (and ALPN http/1.1) instead of plain TCP. */
   servername?: string;
 }
@@ -464,20 +464,20 @@ t.test('forged, missing and malformed headers are refused and counted; the mux k
     ['a truncated v2 header', v2(0x21, 0x11, v4block).slice(0, 20), undefined, /cut short/],
   ];
   const results = await Promise.all(
-    cases.map(async ([what, bytes, from, code]) => {
+    cases.map(async ([what, bytes, from, detail]) => {
       const r = await send(mux.port, Buffer.from(bytes, 'latin1'), { localAddress: from });
-      return { what, code, r, line: await connectionLine(mux, r.localPort) };
+      return { what, detail, r, line: await connectionLine(mux, r.localPort) };
     }),
   );
-  for (const { what, code, r, line } of results) {
-    t.match(line, { reject: 'proxy_header', code }, what);
+  for (const { what, detail, r, line } of results) {
+    t.match(line, { reject: 'proxy_header', detail }, what);
     t.equal(r.data.length, 0, `${what}: nothing answered`);
   }
 
   // Sent in part, then silence: the header must be complete within timeouts.detect.
   const [slow, silent] = await Promise.all([sendAndWait(mux, 'PROXY TCP4 1.2.3.4'), sendAndWait(mux, '')]);
-  t.match(slow, { reject: 'proxy_header', code: 'PROXY header incomplete' });
-  t.match(silent, { reject: 'proxy_header', code: 'no PROXY header in time' });
+  t.match(slow, { reject: 'proxy_header', detail: 'PROXY header incomplete' });
+  t.match(silent, { reject: 'proxy_header', detail: 'no PROXY header in time' });
 
   const request = 'GET /after HTTP/1.0\r\n\r\n';
   const ok = await send(mux.port, `PROXY TCP4 192.0.2.44 127.0.0.1 40404 443\r\n${request}`);
@@ -494,7 +494,7 @@ t.test('forged, missing and malformed headers are refused and counted; the mux k
   const samples = await scrape(adminPort(mux));
   t.equal(value(samples, 'snimux_rejected_connections_total', { reason: 'proxy_header' }), refused);
   t.equal(mux.proc.exitCode, null, 'still running');
-  t.equal(await fdCount(mux.pid), baseline, 'file descriptors back to the baseline');
+  t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'file descriptors back to the baseline');
 });
 
 /** Sends bytes from a trusted peer and keeps the connection open until sni-mux closes it. */

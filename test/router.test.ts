@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import type { RouteConfig } from '../lib/config/types.js';
 import type { Detection } from '../lib/detect/types.js';
-import { parseCidr } from '../lib/net/address.js';
-import { nameMatches } from '../lib/route/names.js';
+import { nameMatches } from '../lib/net/hostname.js';
+import { parseCidr } from '../lib/net/ip.js';
 import { Router, routeMatches } from '../lib/route/router.js';
 
 const backend = [{ host: '127.0.0.1', port: 1, text: '127.0.0.1:1' }];
@@ -19,7 +19,11 @@ function cidr(text: string) {
   return r.cidr;
 }
 
-const tls = (sni?: string, alpn?: string[]): Detection => ({ protocol: 'tls', sni, alpn });
+const tls = (sni?: string, alpn?: string[]): Detection => ({
+  protocol: 'tls',
+  ...(sni !== undefined && { sni }),
+  ...(alpn !== undefined && { alpn }),
+});
 const v4 = (a: number, b: number, c: number, d: number) => new Uint8Array([a, b, c, d]);
 
 t.test('wildcards match any deeper name but not the apex', async (t) => {

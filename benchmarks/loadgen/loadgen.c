@@ -199,14 +199,17 @@ static int ping_pong(long rounds, double seconds, size_t size) {
   char *msg = malloc(size), *back = malloc(size);
   memset(msg, 'p', size);
   struct samples lat = {0};
+  /* Warm-up: a tenth of the rounds or of the time, whichever ends first. Counted in rounds alone, a
+     loaded machine spent the whole deadline warming up and reported no sample (p50 0). */
   long warm = rounds / 10;
-  uint64_t deadline = now_ns() + (uint64_t)(seconds * 1e9);
+  uint64_t start = now_ns(), deadline = start + (uint64_t)(seconds * 1e9);
+  uint64_t warm_until = start + (uint64_t)(seconds * 1e8);
   long i;
   for (i = 0; i < rounds + warm && now_ns() < deadline; i++) {
     uint64_t t = now_ns();
     write_all(fd, msg, size);
     if (!read_exact(fd, back, size)) die("echo closed");
-    if (i >= warm) add_sample(&lat, now_ns() - t);
+    if (i >= warm || t >= warm_until) add_sample(&lat, now_ns() - t);
   }
   close(fd);
   qsort(lat.v, lat.n, sizeof *lat.v, cmp_u64);

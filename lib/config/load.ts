@@ -5,6 +5,7 @@ import { parse, TomlError } from 'smol-toml';
 import { indexToml } from './locate.js';
 import type { Table } from './read.js';
 import { Problems } from './read.js';
+import { isKey } from './schema.js';
 import { shadowWarnings } from './shadow.js';
 import type { ConfigProblem, ConfigResult } from './types.js';
 import { validateConfig } from './validate.js';
@@ -69,7 +70,26 @@ function syntaxProblem(e: TomlError, text: string, file: string): ConfigProblem 
   if (bare !== null && !/^(true|false|inf|nan|[+-]?(inf|nan))$/.test(bare[2]!)) {
     message += `; text values need quotes, like ${bare[1]} = "${bare[2]}"`;
   }
+  message += misplacedRootKey(reason, text, e.line) ?? '';
   return { file, line: e.line, column: e.column, message };
+}
+
+/**
+ * A top-level key written again under a table that has a key of the same name ([admin] and [[route]]
+ * both have `listen`) is a TOML redefinition, not an unknown key: give it the same hint unknown keys get.
+ */
+function misplacedRootKey(reason: string, text: string, lineNo: number): string | undefined {
+  if (!reason.includes('redefine')) return undefined;
+  const lines = text.split(/\r?\n/);
+  const key = /^\s*([A-Za-z0-9_-]+)\s*=/.exec(lines[lineNo - 1] ?? '')?.[1];
+  if (key === undefined || !isKey('', key)) return undefined;
+  for (let i = lineNo - 2; i >= 0; i--) {
+    const header = /^\s*(\[\[?[^\]]+\]\]?)/.exec(lines[i]!)?.[1];
+    if (header !== undefined) {
+      return `; \`${key}\` belongs in the top of the file, but keys after a ${header} header belong to that table: move it above the first table header`;
+    }
+  }
+  return undefined;
 }
 
 /** File order reads best; problems without a line (a missing key) come first, as they concern the whole file. */

@@ -1,6 +1,7 @@
 // Warns about routes that can never be chosen because an earlier route takes every connection they would.
-import { cidrContains } from '../net/address.js';
-import { nameCovers } from './names.js';
+import { nameCovers } from '../net/hostname.js';
+import { cidrContains } from '../net/ip.js';
+import { keysOf, spec, type ValueType } from './schema.js';
 import type { Cidr, ConfigProblem, RouteConfig } from './types.js';
 
 /**
@@ -33,14 +34,25 @@ export function shadowWarnings(routes: readonly RouteConfig[], file: string): Co
   return out;
 }
 
+type Covers = (a: never, b: never) => boolean;
+
+/** How one item of a match list covers another, by the list's value type; by default, by being equal. */
+const ITEM_COVERS: Partial<Record<ValueType, Covers>> = { names: nameCovers, cidrs: cidrCovers };
+
+/** The route's match lists (on_timeout, a flag, is left to the caller), each with its item comparison. */
+const MATCH_LISTS: readonly [string, Covers][] = keysOf('route').flatMap((key) => {
+  const row = spec('route', key);
+  if (row.route !== 'match' || row.type === 'bool') return [];
+  return [[row.field, ITEM_COVERS[row.type] ?? ((a: unknown, b: unknown) => a === b)] as [string, Covers]];
+});
+
 /** True when every connection `later` matches is also matched by `earlier`. */
 export function covers(earlier: RouteConfig, later: RouteConfig): boolean {
+  const a = earlier as unknown as Readonly<Record<string, readonly never[] | undefined>>;
+  const b = later as unknown as Readonly<Record<string, readonly never[] | undefined>>;
   return (
-    listCovers(earlier.protocol, later.protocol, (a, b) => a === b) &&
-    listCovers(earlier.sni, later.sni, nameCovers) &&
-    listCovers(earlier.alpn, later.alpn, (a, b) => a === b) &&
-    listCovers(earlier.host, later.host, nameCovers) &&
-    listCovers(earlier.source, later.source, cidrCovers)
+    earlier.transport === later.transport &&
+    MATCH_LISTS.every(([field, itemCovers]) => listCovers(a[field], b[field], itemCovers))
   );
 }
 

@@ -9,9 +9,9 @@ import { probeRdp } from './probes/rdp.js';
 import { probeSocks5 } from './probes/socks5.js';
 import { probeSsh } from './probes/ssh.js';
 import { probeTinc } from './probes/tinc.js';
+import { probeTls } from './probes/tls.js';
 import { probeXmpp } from './probes/xmpp.js';
-import { probeTls } from './tls.js';
-import type { Probe, ProbeResult, Protocol } from './types.js';
+import { NEED_MORE, noMatch, type Probe, type ProbeResult, type Protocol } from './types.js';
 
 /**
  * Every built-in probe, in the order detect() asks them. Adding a protocol is one probe and one row.
@@ -34,8 +34,7 @@ export const PROBES: ReadonlyArray<{ readonly protocol: Protocol; readonly probe
   { protocol: 'socks5', probe: probeSocks5 }, // 0x05 or 0x04: the weakest signature, asked last
 ]);
 
-const NO_MATCH: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'no probe matched' });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
+const NO_MATCH = noMatch('no probe matched');
 
 /**
  * Runs every probe over everything the client sent so far. The first match in table order wins, even

@@ -1,21 +1,23 @@
-// Binds the listen addresses and hands each accepted socket on; keeps the set open across reloads.
-import net from 'node:net';
+// Binds the listen addresses and hands each accepted client on; keeps the set open across reloads.
+import type net from 'node:net';
 import type { Endpoint } from '../config/types.js';
-
-export type AcceptHandler = (socket: net.Socket, listener: string) => void;
+import type { AcceptHandler, DataPlane, PlaneListener } from '../dataplane/types.js';
 
 /** The open listening sockets, keyed by the address text as written in the config. */
 export class Listeners {
-  private readonly servers = new Map<string, net.Server>();
+  private readonly servers = new Map<string, PlaneListener>();
 
-  constructor(private readonly onAccept: AcceptHandler) {}
+  constructor(
+    private readonly plane: DataPlane,
+    private readonly onAccept: AcceptHandler,
+  ) {}
 
   /** Addresses actually bound (port resolved when the config said 0), keyed by config text. */
   addresses(): Map<string, net.AddressInfo> {
     const out = new Map<string, net.AddressInfo>();
     for (const [text, server] of this.servers) {
       const a = server.address();
-      if (a !== null && typeof a === 'object') out.set(text, a);
+      if (a !== null) out.set(text, a);
     }
     return out;
   }
@@ -31,7 +33,7 @@ export class Listeners {
     try {
       for (const e of wanted) {
         if (this.servers.has(e.text)) continue;
-        this.servers.set(e.text, await listen(e, this.onAccept));
+        this.servers.set(e.text, await this.plane.listen(e, this.onAccept));
         opened.push(e.text);
       }
     } catch (err) {
@@ -50,23 +52,4 @@ export class Listeners {
     this.servers.get(text)?.close();
     this.servers.delete(text);
   }
-}
-
-function listen(e: Endpoint, onAccept: AcceptHandler): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
-    server.on('connection', (socket) => onAccept(socket, e.text));
-    const onError = (err: NodeJS.ErrnoException): void => {
-      reject(new Error(`cannot listen on ${e.text}: ${err.code ?? err.message}`, { cause: err }));
-    };
-    server.once('error', onError);
-    // ipv6Only so "[::]:443" and "0.0.0.0:443" can both be listed, as nginx and HAProxy allow.
-    server.listen({ host: e.host, port: e.port, ipv6Only: e.host.includes(':'), backlog: 511 }, () => {
-      server.removeListener('error', onError);
-      server.on('error', () => {
-        // An accept error (EMFILE…) must not kill the process; Node keeps the server listening.
-      });
-      resolve(server);
-    });
-  });
 }

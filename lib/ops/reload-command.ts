@@ -1,6 +1,6 @@
 // `sni-mux reload`: checks the config, then sends SIGHUP to the running sni-mux named by its pid file.
 import { formatProblem, loadConfig } from '../config/load.js';
-import { pidFilePath, signalPidFile } from '../pidfile.js';
+import { pidFilePath, signalPidFile } from './pidfile.js';
 
 export interface ReloadCommandOptions {
   config?: string | undefined;

@@ -1,5 +1,6 @@
 // Reload orchestration: re-read and validate the config, switch to it whole or not at all, say what changed.
 import { formatProblem, loadConfig } from '../config/load.js';
+import { configValue, keyName, keysOf, rows, spec } from '../config/schema.js';
 import type { Config, ConfigResult, RouteConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Mux } from '../mux.js';
@@ -8,7 +9,8 @@ import { fdLimitWarning } from './fdlimit.js';
 /** The metrics side of a reload (lib/metrics.ts); optional, as metrics are. */
 export interface ReloadMetrics {
   reloadSucceeded?(config?: Config): void;
-  reloadFailed?(): void;
+  /** errors: what the log line says, one message each. */
+  reloadFailed?(errors: readonly string[]): void;
 }
 
 /** A change to something besides the mux, prepared before the mux switches and undone if it cannot. */
@@ -39,12 +41,9 @@ export interface ReloaderOptions {
 }
 
 /** Keys the running process cannot change: they were used once, at start. */
-const RESTART_ONLY: readonly [string, (c: Config) => unknown][] = [
-  ['user', (c) => c.user],
-  ['group', (c) => c.group],
-  ['pid_file', (c) => c.pidFile],
-  ['log.format', (c) => c.log.format],
-];
+const RESTART_ONLY: readonly [string, (c: Config) => unknown][] = [...rows()]
+  .filter((row) => row.spec.restart === true)
+  .map((row) => [row.name, (c) => configValue(c, row.table, row.key)]);
 
 /**
  * Runs reloads one at a time. Signals that arrive while one is waiting to start join it: the file is
@@ -140,7 +139,7 @@ export class Reloader {
       { config: prev.file, errors, ...(uid !== undefined && uid !== 0 ? { uid } : {}) },
       'reload failed: keeping the old config',
     );
-    this.o.metrics?.reloadFailed?.();
+    this.o.metrics?.reloadFailed?.(errors);
     return { kind: 'failed', errors };
   }
 
@@ -182,41 +181,42 @@ export function describeChanges(prev: Config, next: Config): string[] {
       .join('\n');
   if (order(prev.routes) !== order(next.routes)) out.push('route order');
 
-  const sections = [
-    ['timeouts', prev.timeouts, next.timeouts],
-    ['limits', prev.limits, next.limits],
-  ] as const;
-  for (const [section, a, b] of sections) {
-    for (const k of Object.keys(b) as (keyof typeof b)[]) {
-      const unit = section === 'timeouts' ? 'ms' : '';
-      if (a[k] !== b[k]) out.push(`${section}.${snake(k)} ${a[k]}${unit} → ${b[k]}${unit}`);
+  for (const table of ['timeouts', 'limits'] as const) {
+    for (const key of keysOf(table)) {
+      const [a, b] = [configValue(prev, table, key), configValue(next, table, key)];
+      const unit = spec(table, key).type === 'duration' ? 'ms' : '';
+      if (a !== b) out.push(`${keyName(table, key)} ${a}${unit} → ${b}${unit}`);
     }
   }
-  if (prev.log.level !== next.log.level) out.push(`log.level ${prev.log.level} → ${next.log.level}`);
-  if (prev.admin?.listen.text !== next.admin?.listen.text) {
-    out.push(`admin.listen ${prev.admin?.listen.text ?? 'off'} → ${next.admin?.listen.text ?? 'off'}`);
+  if (prev.log.level !== next.log.level) {
+    out.push(`${keyName('log', 'level')} ${prev.log.level} → ${next.log.level}`);
   }
-  const from = (c: Config): string => c.acceptProxy?.from.map((x) => x.text).join(',') ?? '';
-  if (from(prev) !== from(next)) out.push('accept_proxy.from');
+  if (prev.admin?.listen.text !== next.admin?.listen.text) {
+    const [a, b] = [prev.admin?.listen.text ?? 'off', next.admin?.listen.text ?? 'off'];
+    out.push(`${keyName('admin', 'listen')} ${a} → ${b}`);
+  }
+  const cidrs = (list: readonly { text: string }[] | undefined): string =>
+    list?.map((x) => x.text).join(',') ?? '';
+  if (cidrs(prev.acceptProxy?.from) !== cidrs(next.acceptProxy?.from))
+    out.push(keyName('accept_proxy', 'from'));
+  if (cidrs(prev.admin?.allow) !== cidrs(next.admin?.allow)) out.push(keyName('admin', 'allow'));
   return out;
 }
 
-/** A route's meaning as text: equal keys mean the same routing, whatever the file position. */
-function routeKey(r: RouteConfig): string {
-  return JSON.stringify([
-    r.protocol,
-    r.sni,
-    r.alpn,
-    r.host,
-    r.source?.map((c) => c.text),
-    r.onTimeout,
-    r.backends.map((b) => b.text),
-    r.balance,
-    r.idle,
-    r.proxyProtocol,
-  ]);
-}
+/** The route fields that decide what a route takes and what it does with it (backend and backends share one). */
+const ROUTE_MEANING = [
+  ...new Set(
+    keysOf('route').flatMap((key) =>
+      spec('route', key).route === undefined ? [] : [spec('route', key).field],
+    ),
+  ),
+];
 
-function snake(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** What a route does, as text: equal texts mean the same routing, whatever the file position. */
+function routeKey(r: RouteConfig): string {
+  const fields = r as unknown as Readonly<Record<string, unknown>>;
+  // Addresses and networks compare as the user wrote them.
+  const text = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map((x: { text?: unknown }) => x?.text ?? x) : v;
+  return JSON.stringify(ROUTE_MEANING.map((field) => text(fields[field])));
 }

@@ -13,7 +13,7 @@ import {
   V2ProxyProtocol,
 } from 'proxy-protocol-js';
 import type { ProxyProtocolVersion } from '../config/types.js';
-import { formatIp, mapV4 } from './ip.js';
+import { formatIp, mapV4 } from '../net/ip.js';
 
 /** One end of a TCP connection: an IPv4 (4 bytes) or IPv6 (16 bytes) address and a port. */
 export interface ProxyEndpoint {

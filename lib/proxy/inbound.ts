@@ -1,13 +1,13 @@
 // Decides what a connection's first bytes mean for the PROXY protocol: a trusted peer's header, or a forged one.
 import type { Cidr } from '../config/types.js';
-import { cidrContains } from '../net/address.js';
+import { anyCidrContains } from '../net/ip.js';
 import { matchProxySignature, type ProxyHeader, parseProxyHeader } from './parse.js';
 
 /**
  * - header: a trusted peer's header, `length` bytes, to strip before detection;
  * - none: no header, none allowed: detect on the bytes as they are;
  * - wait: undecided until more bytes arrive;
- * - refuse: close with reject reason proxy_header (reason for the log's `code`).
+ * - refuse: close with reject reason proxy_header (reason for the log's `detail`).
  */
 export type InboundStep =
   | { kind: 'header'; header: ProxyHeader; length: number }
@@ -20,9 +20,7 @@ const WAIT: InboundStep = Object.freeze({ kind: 'wait' });
 
 /** True when [accept_proxy] lists the peer: it may, and must, start with a PROXY header. */
 export function isTrustedPeer(from: readonly Cidr[] | undefined, peer: Uint8Array | undefined): boolean {
-  if (from === undefined || peer === undefined) return false;
-  for (let i = 0; i < from.length; i++) if (cidrContains(from[i]!, peer)) return true;
-  return false;
+  return from !== undefined && peer !== undefined && anyCidrContains(from, peer);
 }
 
 /**

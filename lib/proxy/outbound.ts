@@ -1,6 +1,6 @@
 // The PROXY header a route with proxy_protocol sends its backend, from what the connection knows.
 import type { ProxyProtocolVersion } from '../config/types.js';
-import { ipBytes } from '../net/address.js';
+import { ipBytes } from '../net/ip.js';
 import { buildProxyHeader } from './header.js';
 import type { ProxyHeader } from './parse.js';
 

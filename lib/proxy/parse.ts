@@ -5,6 +5,7 @@
 // ignores the length field (TLVs and the client's first bytes come back as one `data` blob) and reads
 // missing address bytes as NaN, and the v1 one accepts any non-space text as an address, any port
 // number and lines of any length.
+import { formatIp, parseIpText } from '../net/ip.js';
 import { crc32c } from './crc32c.js';
 import {
   PP2_TYPE_ALPN,
@@ -14,7 +15,6 @@ import {
   V1_SIGNATURE,
   V2_SIGNATURE,
 } from './header.js';
-import { formatIp, parseIpText } from './ip.js';
 
 /** An end of the relayed connection as the header gave it, with the address also as text. */
 export interface ProxyAddress extends ProxyEndpoint {

@@ -75,6 +75,16 @@ export class Relay {
     backend.resume();
   }
 
+  /**
+   * How long the relay has been silent, for status pages: 0 if a chunk passed since the last idle sweep,
+   * else since that sweep saw one (so up to one sweep period short). Undefined without an idle timeout,
+   * as nothing is tracked then: the data path pays nothing for this.
+   */
+  idleFor(now: number): number | undefined {
+    if (this.idleMs === 0) return undefined;
+    return this.active ? 0 : Math.round(now - this.activeAt);
+  }
+
   /** Closes both sides now (drain deadline passed). */
   abort(reason: EndReason): void {
     if (this.reason === undefined) this.reason = reason;
@@ -112,8 +122,7 @@ export class Relay {
       this.code = err.code ?? 'EUNKNOWN';
     }
     // Pass a reset on as a reset, so the other peer learns the stream was cut, not finished.
-    if (err.code === 'ECONNRESET' && !other.destroyed) other.resetAndDestroy();
-    else other.destroy();
+    closeNow(other, err.code === 'ECONNRESET');
   }
 
   sideClosed(): void {
@@ -154,6 +163,17 @@ export class Relay {
       this.client.on('drain', onClientDrain);
     }
   }
+}
+
+/**
+ * Closes a socket now, with a reset when asked and still possible. Node's reset fails once end() has
+ * been called (libuv refuses SO_LINGER 0 while a shutdown is pending): it emits EINVAL and never closes
+ * the handle, so the fd, the connection's slots and its 'close' are lost for good. Then a plain close
+ * is what is left; the peer has its FIN already, or will get a reset from the unread data.
+ */
+export function closeNow(s: net.Socket, reset: boolean): void {
+  if (reset && !s.destroyed && !s.writableEnded && !s.connecting) s.resetAndDestroy();
+  else s.destroy();
 }
 
 // Socket listeners, shared by every relay: `this` is the socket that emitted the event.

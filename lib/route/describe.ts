@@ -1,15 +1,20 @@
 // Renders the route table the way `sni-mux check` prints it: what each route matches and where it goes.
 import { formatDuration } from '../config/duration.js';
+import { keysOf, spec } from '../config/schema.js';
 import type { Config, RouteConfig } from '../config/types.js';
 
+/** The route's match keys in schema order: "tls sni=a.example,b.example on_timeout". */
 export function describeMatch(r: RouteConfig): string {
+  const fields = r as unknown as Readonly<Record<string, unknown>>;
   const parts: string[] = [];
-  if (r.protocol) parts.push(r.protocol.join('|'));
-  if (r.sni) parts.push(`sni=${r.sni.join(',')}`);
-  if (r.alpn) parts.push(`alpn=${r.alpn.join(',')}`);
-  if (r.host) parts.push(`host=${r.host.join(',')}`);
-  if (r.source) parts.push(`source=${r.source.map((c) => c.text).join(',')}`);
-  if (r.onTimeout) parts.push('on_timeout');
+  for (const key of keysOf('route')) {
+    const row = spec('route', key);
+    const v = row.route === 'match' ? fields[row.field] : undefined;
+    if (v === true) parts.push(key);
+    if (!Array.isArray(v)) continue;
+    const items = v.map((x: string | { text: string }) => (typeof x === 'string' ? x : x.text));
+    parts.push(row.type === 'protocols' ? items.join('|') : `${key}=${items.join(',')}`);
+  }
   return parts.length === 0 ? '(anything: catch-all)' : parts.join(' ');
 }
 
@@ -22,8 +27,26 @@ function describeBackends(r: RouteConfig): string {
   return notes.length === 0 ? list : `${list} (${notes.join(', ')})`;
 }
 
+/** One row of the route table: what `check` prints and the admin listener's /routes serves. */
+export interface RouteRow {
+  /** 1-based position: first match wins. */
+  readonly n: number;
+  readonly route: string;
+  readonly matches: string;
+  readonly backends: string;
+}
+
+export function routeRows(config: Config): RouteRow[] {
+  return config.routes.map((r, i) => ({
+    n: i + 1,
+    route: r.name,
+    matches: describeMatch(r),
+    backends: describeBackends(r),
+  }));
+}
+
 export function describeRoutes(config: Config): string {
-  const rows = config.routes.map((r, i) => [String(i + 1), r.name, describeMatch(r), describeBackends(r)]);
+  const rows = routeRows(config).map((r) => [String(r.n), r.route, r.matches, r.backends]);
   const header = ['#', 'route', 'matches', 'backends'];
   const widths = header.map((h, col) => Math.max(h.length, ...rows.map((row) => row[col]!.length)));
   const line = (cells: string[]): string =>

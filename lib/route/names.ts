@@ -31,9 +31,3 @@ export class NameIndex {
     }
   }
 }
-
-/** Does one pattern ("blog.bjk.is" or "*.bjk.is") match a lowercased name? */
-export function nameMatches(pattern: string, name: string): boolean {
-  if (pattern.charCodeAt(0) !== 42 /* '*' */) return pattern === name;
-  return name.length > pattern.length - 1 && name.endsWith(pattern.slice(1));
-}

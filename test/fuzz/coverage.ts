@@ -54,6 +54,21 @@ export class Coverage {
     return fresh;
   }
 
+  /**
+   * Where the code under test ran since the last call, per script: sorted, disjoint [start, end) source
+   * offsets. Unlike collect(), plain coverage (ran or not), the thing a coverage report counts.
+   */
+  covered(): Map<string, [number, number][]> {
+    const { result } = this.post('Profiler.takePreciseCoverage') as { result: ScriptCoverage[] };
+    const out = new Map<string, [number, number][]>();
+    for (const script of result) {
+      if (!script.url.includes(this.include)) continue;
+      const segments = ranSegments(script.functions.flatMap((fn) => fn.ranges));
+      if (segments.length > 0) out.set(script.url, segments);
+    }
+    return out;
+  }
+
   stop(): void {
     this.post('Profiler.stopPreciseCoverage');
     this.session.disconnect();
@@ -82,4 +97,35 @@ function bucket(count: number): number {
   if (count < 32) return 6;
   if (count < 128) return 7;
   return 8;
+}
+
+/**
+ * Flattens V8's nested ranges (a block's count overrides its enclosing function's or block's) into the
+ * disjoint segments whose innermost count is above zero.
+ */
+function ranSegments(ranges: Range[]): [number, number][] {
+  const sorted = [...ranges].sort((a, b) => a.startOffset - b.startOffset || b.endOffset - a.endOffset);
+  const out: [number, number][] = [];
+  const open: Range[] = [];
+  let pos = 0;
+  const upTo = (to: number): void => {
+    const inner = open[open.length - 1];
+    if (inner !== undefined && inner.count > 0 && to > pos) {
+      const last = out[out.length - 1];
+      if (last !== undefined && last[1] === pos) last[1] = to;
+      else out.push([pos, to]);
+    }
+    if (to > pos) pos = to;
+  };
+  const close = (): void => {
+    upTo(open[open.length - 1]!.endOffset);
+    open.pop();
+  };
+  for (const r of sorted) {
+    while (open.length > 0 && open[open.length - 1]!.endOffset <= r.startOffset) close();
+    upTo(r.startOffset);
+    open.push(r);
+  }
+  while (open.length > 0) close();
+  return out;
 }

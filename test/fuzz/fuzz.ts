@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Coverage } from './coverage.js';
 import { mutate, Rng } from './mutate.js';
-import type { FuzzTarget } from './target.js';
+import { type FuzzTarget, starts } from './target.js';
 
 const HERE = new URL('./', import.meta.url);
 /** A pure parser taking this long on one input is a finding too: a stranger could make it spin. */
@@ -35,15 +35,20 @@ export function corpusDir(target: string): URL {
   return new URL(`corpus/${target}/`, HERE);
 }
 
+/** What fuzz runs add, git-ignored: `--minimize` folds it into corpus/. */
+export function workDir(target: string): URL {
+  return new URL(`work/${target}/`, HERE);
+}
+
 export function crashDir(target: string): URL {
   return new URL(`crashes/${target}/`, HERE);
 }
 
-function readDir(dir: URL): Uint8Array[] {
+function readEntries(dir: URL): { name: string; data: Uint8Array }[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .sort()
-    .map((f) => new Uint8Array(readFileSync(new URL(f, dir))));
+    .map((name) => ({ name, data: new Uint8Array(readFileSync(new URL(name, dir))) }));
 }
 
 function save(dir: URL, data: Uint8Array, prefix = ''): string {
@@ -103,14 +108,12 @@ export function fuzz(
   };
 
   cov.reset();
-  const dir = corpusDir(target.name);
-  const stored = readDir(dir);
-  for (const data of [...stored, ...target.seeds()]) {
+  const dir = workDir(target.name);
+  const stored = [...readEntries(corpusDir(target.name)), ...readEntries(dir)].map((e) => e.data);
+  for (const data of [...stored, ...starts(target)]) {
     const d = data.length > target.maxLen ? data.subarray(0, target.maxLen) : data;
     if (run(d) > 0 || stored.includes(data)) corpus.push(d);
   }
-  // Seeds that added coverage join the stored corpus, so a later run starts where this one did.
-  for (const d of corpus) if (!stored.includes(d)) save(dir, d);
   if (corpus.length === 0) corpus.push(new Uint8Array(0));
 
   const start = performance.now();
@@ -149,26 +152,101 @@ export function fuzz(
 }
 
 /**
- * Shrinks a target's stored corpus: replays it shortest first and keeps only the inputs that still add
- * coverage, so the corpus in git stays small. Returns [before, after].
+ * Shrinks a target's corpus to the fewest inputs that, with the seeds and generated inputs, still run every part of lib/ the
+ * whole corpus ran (plain block coverage, what a coverage report counts): a greedy set cover, the
+ * input adding most first, shorter on ties. Takes the stored corpus and what fuzz runs added in
+ * `work/`, writes the result to `corpus/` and empties `work/`. Returns [before, after].
  */
 export function minimize(target: FuzzTarget, cov: Coverage): [number, number] {
-  const dir = corpusDir(target.name);
-  if (!existsSync(dir)) return [0, 0];
-  const files = readdirSync(dir).map((f) => ({ f, data: new Uint8Array(readFileSync(new URL(f, dir))) }));
-  files.sort((a, b) => a.data.length - b.data.length || (a.f < b.f ? -1 : 1));
-  cov.reset();
-  let kept = 0;
-  for (const { f, data } of files) {
+  const files = [...readEntries(corpusDir(target.name)), ...readEntries(workDir(target.name))];
+  const ran = (data: Uint8Array): Map<string, [number, number][]> => {
     try {
       target.check(data);
     } catch {
-      // A corpus entry that breaks a check is a finding: keep it, the regression test will say so.
+      // A corpus entry that breaks a check is a finding: keep what it reaches, the regression test will say so.
     }
-    if (cov.collect() > 0) kept++;
-    else rmSync(new URL(f, dir));
+    return cov.covered();
+  };
+  cov.covered();
+  const seedRuns = starts(target).map(ran);
+  const runs = files.map((f) => ran(f.data));
+  const ids = new ElementaryIntervals([...seedRuns, ...runs]);
+  const done = new Uint8Array(ids.size);
+  for (const r of seedRuns) for (const id of ids.of(r)) done[id] = 1;
+  const gain = (set: Int32Array): number => set.reduce((n, id) => n + (done[id] === 0 ? 1 : 0), 0);
+  // Lazy greedy: a gain only shrinks as more is covered, so a stale gain is an upper bound.
+  const pending = runs.map((r, i) => {
+    const set = ids.of(r);
+    return { i, set, gain: gain(set) };
+  });
+  const chosen = new Set<number>();
+  const better = (a: (typeof pending)[0], b: (typeof pending)[0]): number =>
+    b.gain - a.gain || files[a.i]!.data.length - files[b.i]!.data.length || a.i - b.i;
+  pending.sort(better);
+  while (pending.length > 0 && pending[0]!.gain > 0) {
+    const top = pending[0]!;
+    top.gain = gain(top.set);
+    if (pending.length > 1 && better(top, pending[1]!) > 0) {
+      pending.sort(better);
+      continue;
+    }
+    if (top.gain === 0) break;
+    for (const id of top.set) done[id] = 1;
+    chosen.add(top.i);
+    pending.shift();
   }
-  return [files.length, kept];
+  rmSync(corpusDir(target.name), { recursive: true, force: true });
+  rmSync(workDir(target.name), { recursive: true, force: true });
+  for (const i of chosen) save(corpusDir(target.name), files[i]!.data);
+  return [files.length, chosen.size];
+}
+
+/**
+ * Numbers the pieces source offsets fall into once every covered segment's ends are cut points, so
+ * "what an input ran" becomes a set of small integers that can be unioned and counted.
+ */
+class ElementaryIntervals {
+  private readonly cuts = new Map<string, { base: number; points: number[] }>();
+  readonly size: number;
+
+  constructor(runs: readonly Map<string, [number, number][]>[]) {
+    const points = new Map<string, Set<number>>();
+    for (const run of runs)
+      for (const [url, segments] of run) {
+        const p = points.get(url) ?? new Set<number>();
+        for (const [s, e] of segments) p.add(s).add(e);
+        points.set(url, p);
+      }
+    let base = 0;
+    for (const [url, p] of points) {
+      const sorted = [...p].sort((a, b) => a - b);
+      this.cuts.set(url, { base, points: sorted });
+      base += sorted.length;
+    }
+    this.size = base;
+  }
+
+  of(run: Map<string, [number, number][]>): Int32Array {
+    const out: number[] = [];
+    for (const [url, segments] of run) {
+      const { base, points } = this.cuts.get(url)!;
+      for (const [s, e] of segments) {
+        for (let k = lowerBound(points, s); points[k]! < e; k++) out.push(base + k);
+      }
+    }
+    return Int32Array.from(out);
+  }
+}
+
+function lowerBound(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 function slowEveryTime(target: FuzzTarget, data: Uint8Array): boolean {

@@ -7,6 +7,11 @@ export interface FuzzTarget {
   readonly about: string;
   /** Inputs to start from when the corpus is empty: real captures and hand-made corner cases. */
   seeds(): Uint8Array[];
+  /**
+   * Inputs drawn from fast-check arbitraries with a fixed seed: regenerated on every run rather than
+   * stored, for paths a volume of well-formed inputs reaches (an allocator's refill) and no single one does.
+   */
+  generated?(): Uint8Array[];
   /** Tokens the mutator splices in: magic bytes, keywords, separators. */
   readonly dictionary: readonly Uint8Array[];
   /** Inputs are cut to this length: longer ones only repeat paths already seen. */
@@ -27,6 +32,11 @@ export function fail(message: string): never {
 /** Bytes of a string, one byte per char (latin1), so tokens can hold any byte. */
 export function bytes(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+}
+
+/** What a run starts from besides the corpus: the seeds, then the generated inputs. */
+export function starts(target: FuzzTarget): Uint8Array[] {
+  return [...target.seeds(), ...(target.generated?.() ?? [])];
 }
 
 /** Every *.bin file in test/fixtures/<dir>/, as seeds. */

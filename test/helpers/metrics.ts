@@ -1,5 +1,6 @@
 // Talks to a running sni-mux's admin listener: plain HTTP requests and a parser for the Prometheus text format.
 import http from 'node:http';
+import net from 'node:net';
 import type { MuxProcess } from './mux.js';
 
 export interface HttpReply {
@@ -8,10 +9,19 @@ export interface HttpReply {
   body: string;
 }
 
-/** One request to 127.0.0.1:port, without keep-alive so no socket outlives the test. */
-export function request(port: number, path: string, method = 'GET'): Promise<HttpReply> {
+/**
+ * One request to 127.0.0.1:port, without keep-alive so no socket outlives the test; from
+ * `localAddress` when given (127.0.0.x are all loopback: distinct peers for [admin] allow).
+ */
+export function request(
+  port: number,
+  path: string,
+  method = 'GET',
+  localAddress = '127.0.0.1',
+): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+    const options = { host: '127.0.0.1', port, path, method, agent: false, localAddress };
+    const req = http.request(options, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => {
@@ -21,6 +31,21 @@ export function request(port: number, path: string, method = 'GET'): Promise<Htt
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** Sends raw bytes to 127.0.0.1:port and returns everything it answers before closing. */
+export function raw(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let out = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      out += d;
+    });
+    s.on('error', () => {});
+    s.on('close', () => resolve(out));
+    s.end(bytes);
   });
 }
 

@@ -1,12 +1,21 @@
 // Starts a real sni-mux process from dist/bin for a test and reads its JSON log lines.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Test } from 'tap';
+import { tempDir } from './programs.js';
 
 export const BIN = new URL('../../dist/bin/sni-mux.js', import.meta.url).pathname;
+
+/** The data plane a mux started here runs: SNI_MUX_DATA_PLANE, else the default, native where built. */
+export function expectedPlane(): 'native' | 'js' {
+  const forced = process.env.SNI_MUX_DATA_PLANE;
+  if (forced === 'native' || forced === 'js') return forced;
+  const addon =
+    process.env.SNI_MUX_ADDON ?? new URL('../../build/Release/sni_mux.node', import.meta.url).pathname;
+  return existsSync(addon) ? 'native' : 'js';
+}
 
 export type LogLine = Record<string, unknown> & { msg: string; level: number };
 
@@ -17,6 +26,8 @@ export interface MuxProcess {
   port: number;
   /** Bound ports by listen text, in config order. */
   ports: number[];
+  /** Bound UDP ports (listen_udp), in config order. */
+  udpPorts: number[];
   configFile: string;
   logs: LogLine[];
   stderr: string;
@@ -33,12 +44,21 @@ process.once('exit', () => {
   for (const p of running) p.kill('SIGKILL');
 });
 
-/** Writes the TOML to a temp file and runs `sni-mux --config` on it; the test's teardown stops it. */
-export async function startMux(t: Test, toml: string, extraArgs: string[] = []): Promise<MuxProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'snimux-'));
+/**
+ * Writes the TOML to a temp file and runs `sni-mux --config` on it; the test's teardown stops it.
+ * `wrapper` runs it through another command that ends by exec-ing its arguments (same pid).
+ */
+export async function startMux(
+  t: Test,
+  toml: string,
+  extraArgs: string[] = [],
+  wrapper: string[] = [],
+): Promise<MuxProcess> {
+  const dir = tempDir(t, 'mux');
   const configFile = join(dir, 'mux.toml');
   writeFileSync(configFile, toml);
-  const proc = spawn(process.execPath, [BIN, '--config', configFile, ...extraArgs], {
+  const argv = [...wrapper, process.execPath, BIN, '--config', configFile, ...extraArgs];
+  const proc = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
@@ -90,6 +110,7 @@ export async function startMux(t: Test, toml: string, extraArgs: string[] = []):
     pid: proc.pid!,
     port: listeners[0]!.port,
     ports: listeners.map((l) => l.port),
+    udpPorts: ((started.udp_listeners ?? []) as { port: number }[]).map((l) => l.port),
     configFile,
     logs,
     get stderr() {
@@ -133,6 +154,21 @@ export function nextConnectionLine(
 export async function fdCount(pid: number): Promise<number> {
   const { readdir } = await import('node:fs/promises');
   return (await readdir(`/proc/${pid}/fd`)).length;
+}
+
+/**
+ * The process's fd count once it is back down to `baseline`, or as it is after 10 s (a hang guard).
+ * A connection's log line can come before its socket is closed: the js plane closes a refused client
+ * once the reply (a TLS alert, say) is flushed, a loop turn later. Nothing outside the process signals
+ * that close, so the count is read until it settles.
+ */
+export async function fdsBackTo(pid: number, baseline: number): Promise<number> {
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const n = await fdCount(pid);
+    if (n <= baseline || performance.now() >= deadline) return n;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Resident memory of a process (Linux /proc/PID/status VmRSS), in bytes. */

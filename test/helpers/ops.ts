@@ -4,15 +4,6 @@ import { renameSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { BIN, type LogLine, type MuxProcess } from './mux.js';
 
-/** A port that was free a moment ago on `host`: bound to port 0, then closed. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 export interface Held {
   socket: net.Socket;
   localPort: number;
@@ -61,6 +52,29 @@ export function holdOpen(port: number, localAddress = '127.0.0.1'): Promise<Hold
       localPort = s.localPort!;
       s.write(hello);
     });
+  });
+}
+
+/**
+ * Connects, sends `bytes` (a ClientHello, a banner) and resolves once an echo backend has sent them all
+ * back: the connection is routed, relayed and held open until the caller closes it.
+ */
+export function holdBytes(
+  port: number,
+  bytes: Uint8Array,
+): Promise<{ socket: net.Socket; localPort: number }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let got = 0;
+    s.on('error', reject);
+    s.on('connect', () => s.write(bytes));
+    const onData = (d: Buffer): void => {
+      got += d.length;
+      if (got < bytes.length) return;
+      s.removeListener('data', onData);
+      resolve({ socket: s, localPort: s.localPort! });
+    };
+    s.on('data', onData);
   });
 }
 

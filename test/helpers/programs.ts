@@ -1,6 +1,7 @@
 // Real programs for interop tests: find them (or say why a test skips), run them, start daemons and stop them.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import dgram from 'node:dgram';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -12,6 +13,8 @@ const PACKAGES: Readonly<Record<string, string>> = {
   ssh: 'openssh-client',
   'ssh-keygen': 'openssh-client',
   'gnutls-cli': 'gnutls-bin',
+  gtlsclient: 'ngtcp2-client',
+  gtlsserver: 'ngtcp2-server',
   python3: 'python3',
 };
 
@@ -72,26 +75,98 @@ export function tempDir(t: Test, prefix: string): string {
 }
 
 /**
- * n distinct ports that were free a moment ago, for daemons that cannot bind port 0 and report it
- * (sshd, openssl s_server, nginx, openvpn). All n are held open together so they differ.
+ * Where freePorts looks: the 12,000 ports just below the kernel's ephemeral range. A port from port 0
+ * is an ephemeral one, and between our check and the daemon's bind any outgoing connection on the box
+ * may take it as its source port: the soak makes 100,000 of those a minute beside the other test files
+ * (tap runs two at once), and a daemon or a workers = 2 mux then fails with EADDRINUSE. Below the
+ * range, only an explicit bind takes a port.
  */
-export async function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
-  const servers: net.Server[] = [];
+function unassignedRange(): [number, number] {
   try {
-    for (let i = 0; i < n; i++) {
-      const s = net.createServer();
-      servers.push(s);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, host, resolve);
-      });
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (low > 13_000) return [low - 12_000, low - 1];
+  } catch {
+    // Not Linux: fall back to port 0 below.
+  }
+  return [0, 0];
+}
+const UNASSIGNED = unassignedRange();
+
+/** A port bound for a moment, to learn that it is free. */
+interface Held {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Binds a TCP listener on port (0: the kernel picks), or rejects with the bind error. */
+function holdTcp(port: number, host: string): Promise<Held> {
+  const s = net.createServer();
+  return new Promise<Held>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen({ port, host, exclusive: true }, () =>
+      resolve({
+        port: (s.address() as net.AddressInfo).port,
+        close: () => new Promise<void>((done) => s.close(() => done())),
+      }),
+    );
+  });
+}
+
+/** Binds a UDP socket on port (0: the kernel picks), or rejects with the bind error. */
+function holdUdp(port: number, host: string): Promise<Held> {
+  const s = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+  return new Promise<Held>((resolve, reject) => {
+    s.once('error', reject);
+    s.bind({ port, address: host, exclusive: true }, () =>
+      resolve({ port: s.address().port, close: () => new Promise<void>((done) => s.close(() => done())) }),
+    );
+  });
+}
+
+/**
+ * n distinct ports that bind() took a moment ago, from below the ephemeral range (see unassignedRange)
+ * and from a random start, so that test files running at the same time rarely look at the same ports.
+ * All n are held together so they differ.
+ */
+async function heldPorts(n: number, hold: (port: number) => Promise<Held>): Promise<number[]> {
+  const held: Held[] = [];
+  const [low, high] = UNASSIGNED;
+  const span = high - low + 1;
+  let candidate = low + Math.floor(Math.random() * span);
+  try {
+    for (let tries = 0; held.length < n; tries++) {
+      if (high === 0) {
+        held.push(await hold(0));
+        continue;
+      }
+      if (tries >= span) throw new Error(`no free port in ${low}-${high}`);
+      const port = low + ((candidate++ - low) % span);
+      try {
+        held.push(await hold(port));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      }
     }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
+    return held.map((h) => h.port);
   } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(held.map((h) => h.close()));
   }
 }
 
+/**
+ * n distinct TCP ports that were free a moment ago, for daemons that cannot bind port 0 and report it
+ * (sshd, openssl s_server, nginx, openvpn), and for a workers = 2 mux.
+ */
+export function freePorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+  return heldPorts(n, (port) => holdTcp(port, host));
+}
+
+/** A UDP port on host that was free a moment ago. */
+export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
+  return (await heldPorts(1, (port) => holdUdp(port, host)))[0]!;
+}
+
+/** A port that was free a moment ago on `host`: bound to port 0, then closed. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return (await freePorts(1, host))[0]!;
 }
@@ -119,7 +194,7 @@ export interface RunResult {
 
 export interface RunOptions {
   /** Written to stdin, which is then closed. Without it stdin is closed at once. */
-  input?: string | Buffer;
+  input?: string | Buffer | undefined;
   /** Bound on the run: SIGKILL after this long (default 30 s). A guard against hangs, not a test threshold. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;

@@ -1,12 +1,14 @@
 // Real backends for tests, on 127.0.0.1 port 0: recorders, echo servers and TLS servers with their own certs.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import tls from 'node:tls';
 import type { Test } from 'tap';
+import { freePort } from './programs.js';
 
 export function sha256(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');
@@ -96,12 +98,57 @@ export async function startEcho(t: Test): Promise<{ port: number }> {
   return { port: await listen(server) };
 }
 
-/** A port with nothing listening on it (bound then closed). */
-export async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  const port = await listen(server);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+/**
+ * A backend that answers the first chunk with "bye", sends FIN, and closes with the client's later bytes
+ * unread, so a reset follows the FIN at once (as from nginx failing a TLS handshake).
+ */
+export async function startAbrupt(t: Test): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    s.once('data', () => {
+      s.pause();
+      s.end('bye\n', () => s.destroy());
+    });
+  });
+  closeOnTeardown(t, server);
+  return listen(server);
+}
+
+/**
+ * A local address whose connects hang: a listener in a stopped child process, its accept queue
+ * (backlog 1) filled by connections nobody accepts. New SYNs are dropped, as a firewall's blackhole does.
+ */
+export async function startBlackhole(t: Test): Promise<number> {
+  const script =
+    "const s=require('net').createServer();" +
+    "s.listen({host:'127.0.0.1',port:0,backlog:1},()=>console.log(s.address().port));";
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const fillers: net.Socket[] = [];
+  t.teardown(() => {
+    for (const s of fillers) s.destroy();
+    child.kill('SIGKILL'); // a stopped process still dies of SIGKILL
+  });
+  const line = await new Promise<string>((resolve) =>
+    createInterface({ input: child.stdout! }).once('line', resolve),
+  );
+  const port = Number(line);
+  process.kill(child.pid!, 'SIGSTOP');
+  // Linux queues backlog + 1 handshaken connections; more fillers than that leave nothing for the mux.
+  for (let i = 0; i < 4; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => {});
+    fillers.push(s);
+  }
+  await new Promise<void>((resolve) => fillers[1]!.once('connect', () => resolve()));
   return port;
+}
+
+/**
+ * A port with nothing listening on it (bound then closed), outside the ephemeral range: a server of
+ * another test binding port 0 cannot be given it and answer for the dead backend.
+ */
+export async function closedPort(): Promise<number> {
+  return freePort();
 }
 
 export interface Cert {
@@ -110,6 +157,7 @@ export interface Cert {
 }
 
 const certDir = mkdtempSync(join(tmpdir(), 'snimux-certs-'));
+process.once('exit', () => rmSync(certDir, { recursive: true, force: true }));
 const certs = new Map<string, Cert>();
 
 /** A self-signed certificate for one name, made with the openssl command line. */

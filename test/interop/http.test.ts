@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { connectionLine, fdCount, type MuxProcess, startMux } from '../helpers/mux.js';
+import { connectionLine, fdCount, fdsBackTo, type MuxProcess, startMux } from '../helpers/mux.js';
 import { findProgram, freePorts, missing, program, run, startDaemon, tempDir } from '../helpers/programs.js';
 import { certFiles, sha256 } from '../helpers/servers.js';
 
@@ -268,5 +268,5 @@ t.test('an https name no route knows is closed before any TLS answer', { skip: s
 t.test('afterwards the mux is alive, with as many open fds as at start', { skip }, async (t) => {
   const { mux, baseline } = env!;
   t.equal(mux.proc.exitCode, null, 'alive');
-  t.equal(await fdCount(mux.pid), baseline);
+  t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fds back to baseline');
 });

@@ -4,11 +4,10 @@
 // TLS tunnel with no tun device, so no root, no /dev/net/tun and no interface. The handshake is
 // the whole of what sni-mux must get right: the client's first packet has to be recognised, and
 // every control-channel byte relayed both ways, for "Peer Connection Initiated" to be logged.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
-import { fdCount, type MuxProcess, nextConnectionLine, startMux } from '../helpers/mux.js';
-import { type Daemon, freePorts, missing, program, run, startDaemon, tempDir } from '../helpers/programs.js';
+import { fdCount, fdsBackTo, type MuxProcess, nextConnectionLine, startMux } from '../helpers/mux.js';
+import { makePki, OPENVPN_COMMON, openvpnServerArgs } from '../helpers/openvpn-pki.js';
+import { type Daemon, freePorts, missing, program, startDaemon, tempDir } from '../helpers/programs.js';
 
 const skip = missing('openvpn', 'openssl');
 
@@ -35,101 +34,11 @@ interface Pair {
   baseline: number;
 }
 
-async function must(file: string, args: string[], cwd: string): Promise<void> {
-  const r = await run(file, args, { cwd });
-  if (r.code !== 0) throw new Error(`${file} ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-}
-
-/** A test CA and server/client certificates with the key usages `--remote-cert-tls server` checks. */
-async function makePki(dir: string): Promise<void> {
-  const openssl = program('openssl');
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await must(
-    openssl,
-    [
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=sni-mux test CA',
-    ],
-    dir,
-  );
-  await Promise.all(
-    (['server', 'client'] as const).map(async (who) => {
-      await must(
-        openssl,
-        ['req', ...ec, '-keyout', `${who}.key`, '-out', `${who}.csr`, '-subj', `/CN=${who}`],
-        dir,
-      );
-      writeFileSync(
-        join(dir, `${who}.ext`),
-        `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=${who === 'server' ? 'serverAuth' : 'clientAuth'}\n`,
-      );
-      await must(
-        openssl,
-        [
-          'x509',
-          '-req',
-          '-in',
-          `${who}.csr`,
-          '-CA',
-          'ca.crt',
-          '-CAkey',
-          'ca.key',
-          '-set_serial',
-          who === 'server' ? '1' : '2',
-          '-out',
-          `${who}.crt`,
-          '-days',
-          '2',
-          '-extfile',
-          `${who}.ext`,
-        ],
-        dir,
-      );
-    }),
-  );
-  const openvpn = program('openvpn');
-  await must(openvpn, ['--genkey', 'secret', 'ta.key'], dir);
-  await must(openvpn, ['--genkey', 'tls-crypt-v2-server', 'v2-server.key'], dir);
-  await must(
-    openvpn,
-    ['--genkey', 'tls-crypt-v2-client', 'v2-client.key', '--tls-crypt-v2', 'v2-server.key'],
-    dir,
-  );
-}
-
-/** Options both ends share: TLS mode, our PKI, no tun device, logs to stdout. */
-const COMMON = ['--dev', 'null', '--ca', 'ca.crt', '--verb', '3', '--suppress-timestamps'];
-
 async function startPair(dir: string, wrapping: Wrapping, port: number): Promise<Pair> {
   const server = await startDaemon(
     t,
     program('openvpn'),
-    [
-      ...COMMON,
-      '--proto',
-      'tcp-server',
-      '--local',
-      '127.0.0.1',
-      '--lport',
-      String(port),
-      '--tls-server',
-      '--cert',
-      'server.crt',
-      '--key',
-      'server.key',
-      '--dh',
-      'none',
-      ...WRAPPINGS[wrapping].server,
-    ],
+    [...OPENVPN_COMMON, '--proto', 'tcp-server', ...openvpnServerArgs(port), ...WRAPPINGS[wrapping].server],
     { cwd: dir, ready: /Listening for incoming TCP connection on/ },
   );
   const mux = await startMux(
@@ -170,7 +79,7 @@ for (const wrapping of Object.keys(WRAPPINGS) as Wrapping[]) {
         t,
         program('openvpn'),
         [
-          ...COMMON,
+          ...OPENVPN_COMMON,
           '--proto',
           'tcp-client',
           '--remote',
@@ -202,7 +111,7 @@ for (const wrapping of Object.keys(WRAPPINGS) as Wrapping[]) {
       t.ok((line.bytes_client_to_backend as number) > 0, 'bytes relayed to the server');
       t.ok((line.bytes_backend_to_client as number) > 0, 'bytes relayed to the client');
       t.equal(mux.proc.exitCode, null, 'the mux is alive');
-      t.equal(await fdCount(mux.pid), baseline, 'fds back to baseline');
+      t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fds back to baseline');
     },
   );
 }

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
-import { fdCount, type MuxProcess, nextConnectionLine, startMux } from '../helpers/mux.js';
+import { fdCount, fdsBackTo, type MuxProcess, nextConnectionLine, startMux } from '../helpers/mux.js';
 import { type Daemon, freePorts, missing, program, run, startDaemon, tempDir } from '../helpers/programs.js';
 import { certFiles } from '../helpers/servers.js';
 
@@ -238,5 +238,5 @@ t.test('gnutls-cli --alpn h2 goes to the ALPN route', { skip: skipGnutls }, asyn
 t.test('afterwards the mux is alive, with as many open fds as at start', { skip }, async (t) => {
   const { mux, baseline } = env!;
   t.equal(mux.proc.exitCode, null, 'alive');
-  t.equal(await fdCount(mux.pid), baseline);
+  t.equal(await fdsBackTo(mux.pid, baseline), baseline, 'fds back to baseline');
 });

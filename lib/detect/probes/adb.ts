@@ -1,18 +1,12 @@
 // The ADB probe: an Android Debug Bridge host opens a TCP transport with a CNXN message, payload "host:...".
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe, type ProbeResult } from '../types.js';
+import { compareAt, DIFFERENT, EQUAL, SHORT } from './bytes.js';
 
-const MATCH: ProbeResult = Object.freeze({ kind: 'match', detection: Object.freeze({ protocol: 'adb' }) });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const NOT_CNXN: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'not an ADB CNXN message' });
-const BAD_HEADER: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'ADB CNXN header has a bad version, length or magic',
-});
-const NOT_HOST: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'ADB CNXN payload does not start with "host:"',
-});
+const MATCH = matched('adb');
+const NOT_CNXN = noMatch('not an ADB CNXN message');
+const BAD_HEADER = noMatch('ADB CNXN header has a bad version, length or magic');
+const NOT_HOST = noMatch('ADB CNXN payload does not start with "host:"');
 
 /** Message header, little-endian u32s: command, arg0 (version), arg1 (max data), length, checksum, magic. */
 const HEADER = 24;
@@ -27,21 +21,9 @@ const EMPTY = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
 /** adb's MAX_PAYLOAD (1 MiB); the host banner is a few hundred bytes. */
 const MAX_DATA = 1 << 20;
 
-const EQUAL = 1;
-const SHORT = -1;
-const DIFFERENT = 0;
-
-function compare(buf: Uint8Array, i: number, pat: readonly number[]): number {
-  for (let j = 0; j < pat.length; j++) {
-    if (i + j >= buf.length) return SHORT;
-    if (buf[i + j] !== pat[j]) return DIFFERENT;
-  }
-  return EQUAL;
-}
-
 /** The CNXN message at offset o, checked field by field as bytes arrive. */
 function cnxnAt(buf: Uint8Array, o: number): ProbeResult {
-  const c = compare(buf, o, CNXN);
+  const c = compareAt(buf, o, CNXN);
   if (c === SHORT) return NEED_MORE;
   if (c === DIFFERENT) return NOT_CNXN;
   // arg0: protocol version, 0x01000000 (A_VERSION_MIN) or 0x01000001 so far.
@@ -50,10 +32,10 @@ function cnxnAt(buf: Uint8Array, o: number): ProbeResult {
   if (buf.length < o + 16) return NEED_MORE;
   const length = (buf[o + 12]! | (buf[o + 13]! << 8) | (buf[o + 14]! << 16) | (buf[o + 15]! << 24)) >>> 0;
   if (length < HOST.length || length > MAX_DATA) return BAD_HEADER;
-  const m = compare(buf, o + 20, MAGIC);
+  const m = compareAt(buf, o + 20, MAGIC);
   if (m === SHORT) return NEED_MORE;
   if (m === DIFFERENT) return BAD_HEADER;
-  const h = compare(buf, o + HEADER, HOST);
+  const h = compareAt(buf, o + HEADER, HOST);
   if (h === SHORT) return NEED_MORE;
   return h === EQUAL ? MATCH : NOT_HOST;
 }
@@ -66,7 +48,7 @@ function cnxnAt(buf: Uint8Array, o: number): ProbeResult {
 export const probeAdb: Probe = (buf) => {
   if (buf.length === 0) return NEED_MORE;
   if (buf[0] !== 0) return cnxnAt(buf, 0);
-  const e = compare(buf, 0, EMPTY);
+  const e = compareAt(buf, 0, EMPTY);
   if (e === SHORT) return NEED_MORE;
   if (e === DIFFERENT) return NOT_CNXN;
   return cnxnAt(buf, EMPTY.length);

@@ -1,26 +1,14 @@
 // The HTTP probe: an HTTP/1.x request line with a known method and its Host header, or the HTTP/2 preface.
 
-import type { Probe, ProbeResult } from '../types.js';
+import { invalid, matched, NEED_MORE, noMatch, type Probe, type ProbeResult } from '../types.js';
+import { isDigit } from './bytes.js';
 
-const MATCH: ProbeResult = Object.freeze({ kind: 'match', detection: Object.freeze({ protocol: 'http' }) });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const NOT_METHOD: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'does not start with a known HTTP method',
-});
-const BAD_TARGET: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'HTTP request target is empty or has control characters',
-});
-const BAD_VERSION: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'HTTP version is not HTTP/1.x' });
-const BAD_LINE_END: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'HTTP request line does not end after the version',
-});
-const BAD_PREFACE: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'PRI but not the HTTP/2 preface',
-});
+const MATCH = matched('http');
+const NOT_METHOD = noMatch('does not start with a known HTTP method');
+const BAD_TARGET = noMatch('HTTP request target is empty or has control characters');
+const BAD_VERSION = noMatch('HTTP version is not HTTP/1.x');
+const BAD_LINE_END = noMatch('HTTP request line does not end after the version');
+const BAD_PREFACE = noMatch('PRI but not the HTTP/2 preface');
 
 /** Methods recognised at offset 0: RFC 9110, PATCH, WebDAV/CalDAV, QUERY, and PRI for the HTTP/2 preface. */
 export const HTTP_METHODS: readonly string[] = Object.freeze([
@@ -147,16 +135,11 @@ export const probeHttp: Probe = (buf) => {
 
 /** Bytes of request line and headers searched for Host. */
 export const MAX_SCAN = 16384;
-const HEADERS_TOO_LONG: ProbeResult = Object.freeze({
-  kind: 'invalid',
-  protocol: 'http',
-  reason: `no Host header and no end of headers in the first ${MAX_SCAN} bytes`,
-});
-const LINE_TOO_LONG: ProbeResult = Object.freeze({
-  kind: 'invalid',
-  protocol: 'http',
-  reason: `request line longer than ${MAX_SCAN} bytes`,
-});
+const HEADERS_TOO_LONG = invalid(
+  'http',
+  `no Host header and no end of headers in the first ${MAX_SCAN} bytes`,
+);
+const LINE_TOO_LONG = invalid('http', `request line longer than ${MAX_SCAN} bytes`);
 
 function resultOf(h: HeaderScan): ProbeResult {
   switch (h.kind) {
@@ -182,26 +165,19 @@ export type HeaderScan =
   /** A malformed header line; result is the probe verdict to return for it. */
   | { kind: 'invalid'; result: ProbeResult & { kind: 'invalid' } };
 
-function invalid(reason: string): HeaderScan {
-  return Object.freeze({
-    kind: 'invalid',
-    result: Object.freeze({ kind: 'invalid', protocol: 'http', reason }),
-  });
+function badHeaders(reason: string): HeaderScan {
+  return Object.freeze({ kind: 'invalid', result: invalid('http', reason) });
 }
 
 const SCAN_END: HeaderScan = Object.freeze({ kind: 'end' });
 const SCAN_NEED_MORE: HeaderScan = Object.freeze({ kind: 'need-more' });
-const BARE_CR = invalid('CR not followed by LF in HTTP headers');
-const OBS_FOLD = invalid('obsolete line folding in HTTP headers');
-const BAD_NAME = invalid('HTTP header name is empty or not a token, or is followed by whitespace');
-const BAD_VALUE = invalid('control character in an HTTP header value');
-const BAD_HOST = invalid('Host header is not a valid host[:port]');
+const BARE_CR = badHeaders('CR not followed by LF in HTTP headers');
+const OBS_FOLD = badHeaders('obsolete line folding in HTTP headers');
+const BAD_NAME = badHeaders('HTTP header name is empty or not a token, or is followed by whitespace');
+const BAD_VALUE = badHeaders('control character in an HTTP header value');
+const BAD_HOST = badHeaders('Host header is not a valid host[:port]');
 /** Longer than any DNS name plus port; bounds the string built for the Host value. */
 const MAX_HOST_VALUE = 512;
-
-function isDigit(b: number): boolean {
-  return b >= 0x30 && b <= 0x39;
-}
 
 /** RFC 9110 tchar: the characters of a header name. */
 function isTchar(b: number): boolean {

@@ -1,29 +1,13 @@
 // The MQTT probe: a client's first packet is CONNECT, naming protocol "MQTT" (3.1.1, 5) or "MQIsdp" (3.1).
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe } from '../types.js';
 
-const MATCH: ProbeResult = Object.freeze({ kind: 'match', detection: Object.freeze({ protocol: 'mqtt' }) });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const NOT_CONNECT: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'first byte is not an MQTT CONNECT (0x10)',
-});
-const BAD_LENGTH: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'MQTT remaining length is malformed or too short',
-});
-const BAD_NAME: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'MQTT protocol name is not MQTT or MQIsdp',
-});
-const BAD_LEVEL: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'MQTT protocol level does not fit its name',
-});
-const BAD_FLAGS: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'MQTT connect flags reserved bit is set',
-});
+const MATCH = matched('mqtt');
+const NOT_CONNECT = noMatch('first byte is not an MQTT CONNECT (0x10)');
+const BAD_LENGTH = noMatch('MQTT remaining length is malformed or too short');
+const BAD_NAME = noMatch('MQTT protocol name is not MQTT or MQIsdp');
+const BAD_LEVEL = noMatch('MQTT protocol level does not fit its name');
+const BAD_FLAGS = noMatch('MQTT connect flags reserved bit is set');
 
 const MQTT = [0x00, 0x04, 0x4d, 0x51, 0x54, 0x54] as const; // length-prefixed "MQTT"
 const MQISDP = [0x00, 0x06, 0x4d, 0x51, 0x49, 0x73, 0x64, 0x70] as const; // length-prefixed "MQIsdp"

@@ -1,24 +1,11 @@
 // The OpenVPN probe: over TCP a client's first packet is a length-prefixed P_CONTROL_HARD_RESET_CLIENT.
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe } from '../types.js';
 
-const MATCH: ProbeResult = Object.freeze({
-  kind: 'match',
-  detection: Object.freeze({ protocol: 'openvpn' }),
-});
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const BAD_LENGTH: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'length prefix is not that of an OpenVPN hard reset',
-});
-const BAD_OPCODE: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'opcode is not P_CONTROL_HARD_RESET_CLIENT_V1/V2/V3 with key id 0',
-});
-const BAD_LAYOUT: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'packet is not a first hard reset (plain, tls-auth, tls-crypt or tls-crypt-v2)',
-});
+const MATCH = matched('openvpn');
+const BAD_LENGTH = noMatch('length prefix is not that of an OpenVPN hard reset');
+const BAD_OPCODE = noMatch('opcode is not P_CONTROL_HARD_RESET_CLIENT_V1/V2/V3 with key id 0');
+const BAD_LAYOUT = noMatch('packet is not a first hard reset (plain, tls-auth, tls-crypt or tls-crypt-v2)');
 
 // Opcode byte = opcode << 3 | key_id; a hard reset always starts key id 0.
 const HARD_RESET_CLIENT_V1 = 1 << 3;

@@ -1,24 +1,11 @@
 // The PostgreSQL probe: a client opens with SSLRequest, GSSENCRequest, CancelRequest or a StartupMessage.
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe } from '../types.js';
 
-const MATCH: ProbeResult = Object.freeze({
-  kind: 'match',
-  detection: Object.freeze({ protocol: 'postgres' }),
-});
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const BAD_LENGTH: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'length is not that of a PostgreSQL startup packet',
-});
-const BAD_CODE: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'not SSLRequest, GSSENCRequest, CancelRequest or protocol 3.x',
-});
-const BAD_PARAMETER: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'StartupMessage parameters do not start with a name',
-});
+const MATCH = matched('postgres');
+const BAD_LENGTH = noMatch('length is not that of a PostgreSQL startup packet');
+const BAD_CODE = noMatch('not SSLRequest, GSSENCRequest, CancelRequest or protocol 3.x');
+const BAD_PARAMETER = noMatch('StartupMessage parameters do not start with a name');
 
 // Request codes: 1234 in the high 16 bits, a magic low half.
 const CANCEL = 80877102;

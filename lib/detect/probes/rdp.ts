@@ -1,18 +1,11 @@
 // The RDP probe: a Remote Desktop client opens with an X.224 Connection Request inside a TPKT header.
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe } from '../types.js';
 
-const MATCH: ProbeResult = Object.freeze({ kind: 'match', detection: Object.freeze({ protocol: 'rdp' }) });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const NOT_TPKT: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'not a TPKT header (03 00)' });
-const BAD_LENGTH: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'TPKT and X.224 lengths do not fit a connection request',
-});
-const NOT_CR: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'not an X.224 class 0 Connection Request',
-});
+const MATCH = matched('rdp');
+const NOT_TPKT = noMatch('not a TPKT header (03 00)');
+const BAD_LENGTH = noMatch('TPKT and X.224 lengths do not fit a connection request');
+const NOT_CR = noMatch('not an X.224 class 0 Connection Request');
 
 /** TPKT(4) + X.224 CR fixed part: LI, code, DST-REF(2), SRC-REF(2), class(1). */
 const FIXED = 11;

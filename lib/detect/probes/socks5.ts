@@ -1,29 +1,13 @@
 // The SOCKS probe: a SOCKS5 method-selection greeting, or a SOCKS4/4a request, both routed as 'socks5'.
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe } from '../types.js';
 
-const MATCH: ProbeResult = Object.freeze({ kind: 'match', detection: Object.freeze({ protocol: 'socks5' }) });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const NOT_SOCKS: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'first byte is not SOCKS version 4 or 5',
-});
-const NO_METHODS: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'SOCKS5 greeting offers no methods',
-});
-const BAD_METHOD: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'SOCKS5 method is neither IANA-assigned nor private',
-});
-const BAD_COMMAND: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'SOCKS4 command is not CONNECT or BIND',
-});
-const BAD_STRING: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'SOCKS4 user id or host name is not printable text',
-});
+const MATCH = matched('socks5');
+const NOT_SOCKS = noMatch('first byte is not SOCKS version 4 or 5');
+const NO_METHODS = noMatch('SOCKS5 greeting offers no methods');
+const BAD_METHOD = noMatch('SOCKS5 method is neither IANA-assigned nor private');
+const BAD_COMMAND = noMatch('SOCKS4 command is not CONNECT or BIND');
+const BAD_STRING = noMatch('SOCKS4 user id or host name is not printable text');
 
 /** Bounds SOCKS4's NUL-terminated user id and SOCKS4a host name (a DNS name is at most 253). */
 const MAX_SOCKS4_STRING = 255;

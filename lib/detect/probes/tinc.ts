@@ -1,26 +1,17 @@
 // The tinc probe: a tinc daemon opens a meta connection with its ID request line, "0 name version\n".
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe } from '../types.js';
+import { compareAt, DIFFERENT, isDigit, skipDigits, TOO_MANY_DIGITS } from './bytes.js';
 
-const MATCH: ProbeResult = Object.freeze({ kind: 'match', detection: Object.freeze({ protocol: 'tinc' }) });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const NOT_TINC: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'does not start with "0 "' });
-const BAD_NAME: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'tinc node name is not [A-Za-z0-9_]',
-});
-const BAD_VERSION: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'tinc protocol version is not digits[.digits]',
-});
+const MATCH = matched('tinc');
+const NOT_TINC = noMatch('does not start with "0 "');
+const BAD_NAME = noMatch('tinc node name is not [A-Za-z0-9_]');
+const BAD_VERSION = noMatch('tinc protocol version is not digits[.digits]');
 
+const ZERO_SPACE = [0x30, 0x20] as const; // "0 "
 /** tinc itself allows long names; this only bounds how long a lookalike can keep the probe waiting. */
 const MAX_NAME = 256;
 const MAX_VERSION_DIGITS = 3;
-
-function isDigit(b: number): boolean {
-  return b >= 0x30 && b <= 0x39;
-}
 
 /** tinc's check_id(): alphanumerics and "_". */
 function isNameByte(b: number): boolean {
@@ -39,9 +30,8 @@ function isKeyByte(b: number): boolean {
  */
 export const probeTinc: Probe = (buf) => {
   const n = buf.length;
-  if (n > 0 && buf[0] !== 0x30) return NOT_TINC;
-  if (n > 1 && buf[1] !== 0x20) return NOT_TINC;
-  let i = 2;
+  if (compareAt(buf, 0, ZERO_SPACE) === DIFFERENT) return NOT_TINC;
+  let i: number = ZERO_SPACE.length;
   const invitation = i < n && buf[i] === 0x3f;
   if (invitation) i++;
   const nameStart = i;
@@ -55,10 +45,8 @@ export const probeTinc: Probe = (buf) => {
   // major, then optionally "." minor, then "\n"
   for (let part = 0; part < 2; part++) {
     const start = i;
-    while (i < n && isDigit(buf[i]!)) {
-      i++;
-      if (i - start > MAX_VERSION_DIGITS) return BAD_VERSION;
-    }
+    i = skipDigits(buf, i, MAX_VERSION_DIGITS);
+    if (i === TOO_MANY_DIGITS) return BAD_VERSION;
     if (i >= n) return NEED_MORE;
     if (i === start) return BAD_VERSION;
     const b = buf[i]!;

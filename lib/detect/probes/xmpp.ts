@@ -1,24 +1,15 @@
 // The XMPP probe: a client or server opens an XML stream whose <stream:stream> tag names a jabber namespace.
 
-import type { Probe, ProbeResult } from '../types.js';
+import { matched, NEED_MORE, noMatch, type Probe } from '../types.js';
+import { compareAt, DIFFERENT, EQUAL, SHORT } from './bytes.js';
 
-const MATCH: ProbeResult = Object.freeze({ kind: 'match', detection: Object.freeze({ protocol: 'xmpp' }) });
-const NEED_MORE: ProbeResult = Object.freeze({ kind: 'need-more' });
-const NOT_XML: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'does not start with an XML tag' });
-const BAD_DECL: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'XML declaration is not "<?xml ...?>"',
-});
-const NOT_STREAM: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'root element is not a stream' });
-const NO_NAMESPACE: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'stream tag ends without a jabber namespace',
-});
-const TOO_LONG: ProbeResult = Object.freeze({
-  kind: 'no-match',
-  reason: 'no XMPP stream header within the limit',
-});
-const CONTROL: ProbeResult = Object.freeze({ kind: 'no-match', reason: 'control character in XML' });
+const MATCH = matched('xmpp');
+const NOT_XML = noMatch('does not start with an XML tag');
+const BAD_DECL = noMatch('XML declaration is not "<?xml ...?>"');
+const NOT_STREAM = noMatch('root element is not a stream');
+const NO_NAMESPACE = noMatch('stream tag ends without a jabber namespace');
+const TOO_LONG = noMatch('no XMPP stream header within the limit');
+const CONTROL = noMatch('control character in XML');
 
 /** A stream header is a line or two; this bounds how long XML-looking bytes can keep the probe waiting. */
 export const XMPP_MAX_HEADER = 1024;
@@ -41,15 +32,6 @@ function isControl(b: number): boolean {
   return (b < 0x20 && !isSpace(b)) || b === 0x7f;
 }
 
-/** Whether buf[i..] starts with pat; -1 if buf ends first while still equal. */
-function startsWith(buf: Uint8Array, i: number, pat: readonly number[]): number {
-  for (let j = 0; j < pat.length; j++) {
-    if (i + j >= buf.length) return -1;
-    if (buf[i + j] !== pat[j]) return 0;
-  }
-  return 1;
-}
-
 /**
  * Matches [BOM] [whitespace] ["<?xml" ... "?>" whitespace] "<" [prefix ":"] "stream" and then "jabber"
  * before the tag's ">": both the stream namespace (http://etherx.jabber.org/streams) and the content
@@ -59,18 +41,18 @@ function startsWith(buf: Uint8Array, i: number, pat: readonly number[]): number 
 export const probeXmpp: Probe = (buf) => {
   const n = buf.length;
   let i = 0;
-  const bom = startsWith(buf, 0, BOM);
-  if (bom === -1) return NEED_MORE;
-  if (bom === 1) i = 3;
+  const bom = compareAt(buf, 0, BOM);
+  if (bom === SHORT) return NEED_MORE;
+  if (bom === EQUAL) i = 3;
   while (i < n && isSpace(buf[i]!)) i++;
   if (i >= XMPP_MAX_HEADER) return TOO_LONG;
   if (i >= n) return NEED_MORE;
   if (buf[i] !== LT) return NOT_XML;
   if (i + 1 >= n) return NEED_MORE;
   if (buf[i + 1] === QM) {
-    const decl = startsWith(buf, i, DECL);
-    if (decl === -1) return NEED_MORE;
-    if (decl === 0) return BAD_DECL;
+    const decl = compareAt(buf, i, DECL);
+    if (decl === SHORT) return NEED_MORE;
+    if (decl === DIFFERENT) return BAD_DECL;
     // Skip to "?>", then whitespace, then the root element's "<".
     i += DECL.length;
     for (;;) {
@@ -101,7 +83,7 @@ export const probeXmpp: Probe = (buf) => {
   if (i >= n) return NEED_MORE;
   const len = i - nameStart;
   if (buf[i] === GT || len < STREAM.length) return NOT_STREAM;
-  if (startsWith(buf, i - STREAM.length, STREAM) !== 1) return NOT_STREAM;
+  if (compareAt(buf, i - STREAM.length, STREAM) !== EQUAL) return NOT_STREAM;
   if (len > STREAM.length && buf[i - STREAM.length - 1] !== 0x3a) return NOT_STREAM;
   // Attributes up to ">": look for "jabber".
   for (;;) {
@@ -111,9 +93,9 @@ export const probeXmpp: Probe = (buf) => {
     if (b === GT) return NO_NAMESPACE;
     if (isControl(b)) return CONTROL;
     if (b === JABBER[0]) {
-      const j = startsWith(buf, i, JABBER);
-      if (j === 1) return i + JABBER.length <= XMPP_MAX_HEADER ? MATCH : TOO_LONG;
-      if (j === -1) return NEED_MORE;
+      const j = compareAt(buf, i, JABBER);
+      if (j === EQUAL) return i + JABBER.length <= XMPP_MAX_HEADER ? MATCH : TOO_LONG;
+      if (j === SHORT) return NEED_MORE;
     }
     i++;
   }

@@ -1,5 +1,7 @@
 // Fuzz target: address, CIDR and IP text parsers used by the config and by source matching.
-import { cidrContains, ipBytes, parseCidr, parseEndpoint } from '../../../lib/net/address.js';
+import fc from 'fast-check';
+import { parseEndpoint } from '../../../lib/net/address.js';
+import { cidrContains, ipBytes, parseCidr } from '../../../lib/net/ip.js';
 import { bytes, type FuzzTarget, fail } from '../target.js';
 
 export const address: FuzzTarget = {
@@ -20,6 +22,19 @@ export const address: FuzzTarget = {
       '1.2.3.4',
       '::',
     ].map(bytes),
+  // Thousands of IPv4 results, so the address slab in lib/net/ip.ts runs out and is refilled.
+  generated: () =>
+    fc
+      .sample(
+        fc.oneof(
+          fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 65536 })).map(([ip, port]) => `${ip}:${port}`),
+          fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 65536 })).map(([ip, port]) => `[${ip}]:${port}`),
+          fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 33 })).map(([ip, n]) => `${ip}/${n}`),
+          fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 129 })).map(([ip, n]) => `${ip}/${n}`),
+        ),
+        { numRuns: 2000, seed: 7 },
+      )
+      .map(bytes),
   dictionary: [
     bytes(':'),
     bytes('::'),

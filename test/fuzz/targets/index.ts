@@ -6,5 +6,6 @@ import { config } from './config.js';
 import { detectTarget } from './detect.js';
 import { http } from './http.js';
 import { proxy } from './proxy.js';
+import { quic } from './quic.js';
 
-export const TARGETS: readonly FuzzTarget[] = [clienthello, detectTarget, http, proxy, config, address];
+export const TARGETS: readonly FuzzTarget[] = [clienthello, detectTarget, http, proxy, config, address, quic];
