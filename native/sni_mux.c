@@ -72,8 +72,13 @@ typedef struct listener {
   struct listener *next_dead;
 } listener;
 
-/** Marks a side taken out of the epoll set for good (it hung up and will never be read or written). */
-#define MASK_GONE EPOLLONESHOT
+/**
+ * Marks a side taken out of the epoll set: it hung up (HUP is reported whatever the mask, so a side
+ * that waits for nothing would spin level-triggered). set_mask adds it back when it has to be read or
+ * written again: a backend's FIN can land while the relay is not reading it because bytes for the
+ * client are parked, and the rest of its bytes and that FIN are read once they drain.
+ */
+#define MASK_OUT EPOLLONESHOT
 
 /** Bytes a side could not take yet, waiting for it to become writable. */
 typedef struct park {
@@ -130,11 +135,18 @@ static void update_ref(void) {
   else uv_unref((uv_handle_t *)&g.poll);
 }
 
-static void set_mask(side *s, uint32_t mask) {
-  if (s->fd < 0 || s->mask == mask || s->mask == MASK_GONE) return;
+/** 0, or the errno of putting a side that hung up back into the epoll set. */
+static int set_mask(side *s, uint32_t mask) {
+  if (s->fd < 0 || s->mask == mask) return 0;
   struct epoll_event ev = {.events = mask, .data.ptr = s};
-  epoll_ctl(g.epfd, EPOLL_CTL_MOD, s->fd, &ev);
+  if (s->mask == MASK_OUT) {
+    if (mask == 0) return 0;
+    if (epoll_ctl(g.epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) return errno;
+  } else {
+    epoll_ctl(g.epfd, EPOLL_CTL_MOD, s->fd, &ev);
+  }
   s->mask = mask;
+  return 0;
 }
 
 static int add_fd(side *s, uint32_t mask) {
@@ -272,8 +284,14 @@ static void relay_masks(conn *c) {
   if (!c->fin[DOWN] && c->parked[DOWN].len == 0) m[BACKEND] |= EPOLLIN;
   if (c->parked[UP].len > 0) m[BACKEND] |= EPOLLOUT;
   if (c->parked[DOWN].len > 0) m[CLIENT] |= EPOLLOUT;
-  set_mask(&c->sides[CLIENT], m[CLIENT]);
-  set_mask(&c->sides[BACKEND], m[BACKEND]);
+  // Every caller returns right after this, so a failure may end the relay here.
+  for (int w = CLIENT; w <= BACKEND; w++) {
+    int err = set_mask(&c->sides[w], m[w]);
+    if (err != 0) {
+      fail(c, w, err);
+      return;
+    }
+  }
 }
 
 /** Passes a FIN on once every byte before it is out; ends the relay when both ways are done. */
@@ -435,10 +453,10 @@ static void on_relay_event(conn *c, side *s, uint32_t ev) {
       return;
     }
     if (s->mask == 0) {
-      // Hung up both ways and done with (FIN read, FIN sent) while the other side still drains: HUP is
-      // reported even with no events asked for, so take it out of the set or level-triggered spins.
+      // Hung up both ways (its FIN is in, ours went out) while it waits for nothing: either it is done
+      // with, or its bytes wait unread until the other side drains. Out of the set until then.
       epoll_ctl(g.epfd, EPOLL_CTL_DEL, s->fd, NULL);
-      s->mask = MASK_GONE;
+      s->mask = MASK_OUT;
       return;
     }
   }

@@ -5,7 +5,7 @@ import t from 'tap';
 import { exchange } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
 import { connectionLine, startMux } from './helpers/mux.js';
-import { sha256, startEcho, startRecorder } from './helpers/servers.js';
+import { listen, sha256, startEcho, startRecorder } from './helpers/servers.js';
 
 t.test('a detected head larger than a socket buffer, then a megabyte, all arrive in order', async (t) => {
   const rec = await startRecorder(t, 'web');
@@ -20,6 +20,43 @@ t.test('a detected head larger than a socket buffer, then a megabyte, all arrive
     end: 'client_closed',
     bytes_client_to_backend: all.length,
   });
+});
+
+t.test('a slow reader that sent its FIN first still gets the whole reply, then the FIN', async (t) => {
+  // The backend's FIN lands while the relay holds bytes the client has not taken yet: the backend
+  // socket then reports a hang-up (both ways shut) while the relay is not reading it. It must be read
+  // again once the client drains, or the rest of the reply and the FIN are never passed on.
+  const reply = randomBytes(8 << 20);
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    s.on('end', () => s.end(reply));
+    s.resume();
+  });
+  const port = await listen(server);
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const mux = await startMux(t, muxConfig(route('slow', port)));
+  for (let round = 0; round < 5; round++) {
+    const got = await new Promise<{ bytes: Buffer; ended: boolean }>((resolve) => {
+      const c = net.connect({ port: mux.port, host: '127.0.0.1', allowHalfOpen: true });
+      const chunks: Buffer[] = [];
+      let ended = false;
+      c.on('error', () => {});
+      c.on('connect', () => c.end('\xffsend me the file\n', 'latin1'));
+      // One read per turn of the loop: the relay's buffer toward the client stays full most of the time.
+      c.on('data', (b: Buffer) => {
+        chunks.push(b);
+        c.pause();
+        setImmediate(() => c.resume());
+      });
+      c.on('end', () => {
+        ended = true;
+      });
+      c.on('close', () => resolve({ bytes: Buffer.concat(chunks), ended }));
+    });
+    t.equal(got.bytes.length, reply.length, `round ${round}: every byte of the reply`);
+    t.equal(sha256(got.bytes), sha256(reply), `round ${round}: in order`);
+    t.ok(got.ended, `round ${round}: closed with the backend's FIN`);
+  }
 });
 
 t.test('traffic either way keeps a relay open past its idle timeout; silence closes it', async (t) => {
