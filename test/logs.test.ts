@@ -1,8 +1,8 @@
 // The logs of a real sni-mux process: one JSON line per connection with its fields, the start line, warnings, pretty mode.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { exchange, tlsThrough } from './helpers/clients.js';
@@ -10,7 +10,7 @@ import { muxConfig, route, table } from './helpers/config.js';
 import { buildClientHello } from './helpers/hello-builder.js';
 import { scrape, value } from './helpers/metrics.js';
 import { BIN, connectionLine, startMux } from './helpers/mux.js';
-import { hasIpv6Loopback, missing, program, run, tempDir } from './helpers/programs.js';
+import { freePort, hasIpv6Loopback, missing, program, run, tempDir } from './helpers/programs.js';
 import { closedPort, listen, startEcho, startRecorder, startTlsBackend } from './helpers/servers.js';
 
 /** A backend that answers each chunk with `onData(socket)`: closes first, or resets. */
@@ -208,6 +208,22 @@ function spawnMux(t: Test, toml: string) {
   return { proc, lines, waitFor, exited };
 }
 
+/** Resolves true once `file` exists (watching its directory), false if the process exits first. */
+function appears(file: string, exited: Promise<unknown>): Promise<boolean> {
+  return new Promise((resolve) => {
+    const watcher = watch(dirname(file));
+    const done = (found: boolean): void => {
+      watcher.close();
+      resolve(found);
+    };
+    watcher.on('change', () => {
+      if (existsSync(file)) done(true);
+    });
+    void exited.then(() => done(existsSync(file)));
+    if (existsSync(file)) done(true);
+  });
+}
+
 const isJson = (line: string): boolean => {
   try {
     JSON.parse(line);
@@ -242,11 +258,14 @@ t.test('format = "pretty" writes readable lines, not JSON, one per event', async
 t.test('[log] level = "warn" prints warnings and nothing below', async (t) => {
   const dead = await closedPort();
   const echo = await startEcho(t);
-  // At this level there is no start line to learn a port from: pick a free one.
-  const port = await closedPort();
+  // At this level there is no start line to learn a port from: pick a free one, and learn that the
+  // listener is up from the pid file, written once the listeners are bound.
+  const port = await freePort();
+  const pidFile = join(tempDir(t, 'pid'), 'mux.pid');
   const mux = spawnMux(
     t,
     `listen = ["127.0.0.1:${port}"]
+pid_file = "${pidFile}"
 [log]
 level = "warn"
 format = "json"
@@ -255,14 +274,9 @@ name = "ha"
 backends = ["127.0.0.1:${dead}", "127.0.0.1:${echo.port}"]
 `,
   );
-  // No line says "listening" at this level, so retry the connect a bounded number of times.
-  let r: Awaited<ReturnType<typeof exchange>> | undefined;
-  for (let i = 0; i < 100 && mux.proc.exitCode === null; i++) {
-    r = await exchange(port, Buffer.from('ping'));
-    if (r.errored === undefined) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  t.equal(r?.reply.toString(), 'ping', 'relayed by the second backend');
+  t.ok(await appears(pidFile, mux.exited), 'the pid file is written: the listener is bound');
+  const r = await exchange(port, Buffer.from('ping'));
+  t.equal(r.reply.toString(), 'ping', 'relayed by the second backend');
   const warn = JSON.parse(await mux.waitFor((l) => l.includes('backend connect failed'))) as Record<
     string,
     unknown
