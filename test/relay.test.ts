@@ -59,6 +59,52 @@ t.test('a slow reader that sent its FIN first still gets the whole reply, then t
   }
 });
 
+t.test('a slow backend that sent its FIN first still gets the whole upload, then the FIN', async (t) => {
+  // The other way round: the client's FIN lands while the relay holds bytes the backend has not taken
+  // yet, after the backend's own FIN was passed on, so the client socket has hung up both ways.
+  const upload = randomBytes(8 << 20);
+  const received: Promise<{ bytes: Buffer; ended: boolean }>[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.on('error', () => {});
+    s.end(); // nothing to say: FIN at once
+    received.push(
+      new Promise((resolve) => {
+        const chunks: Buffer[] = [];
+        let ended = false;
+        // One read per turn of the loop: the relay's buffer toward the backend stays full.
+        s.on('data', (b: Buffer) => {
+          chunks.push(b);
+          s.pause();
+          setImmediate(() => s.resume());
+        });
+        s.on('end', () => {
+          ended = true;
+        });
+        s.on('close', () => resolve({ bytes: Buffer.concat(chunks), ended }));
+      }),
+    );
+  });
+  const port = await listen(server);
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const mux = await startMux(t, muxConfig(route('slow', port)));
+  const head = Buffer.from('\xffhere comes the file\n', 'latin1');
+  for (let round = 0; round < 5; round++) {
+    await new Promise<void>((resolve) => {
+      const c = net.connect({ port: mux.port, host: '127.0.0.1', allowHalfOpen: true });
+      c.on('error', () => {});
+      c.on('connect', () => c.write(head));
+      // The backend's FIN has come through: now the upload, then ours.
+      c.on('end', () => c.end(upload));
+      c.on('close', () => resolve());
+      c.resume();
+    });
+    const got = await received[round]!;
+    t.equal(got.bytes.length, head.length + upload.length, `round ${round}: every byte of the upload`);
+    t.equal(sha256(got.bytes), sha256(Buffer.concat([head, upload])), `round ${round}: in order`);
+    t.ok(got.ended, `round ${round}: closed with the client's FIN`);
+  }
+});
+
 t.test('traffic either way keeps a relay open past its idle timeout; silence closes it', async (t) => {
   const echo = await startEcho(t);
   const mux = await startMux(
