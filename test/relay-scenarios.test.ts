@@ -2,29 +2,23 @@
 // sends, how fast each reads. Every byte must arrive both ways, in order, and each side must see the
 // other's FIN. The stall fixed in 9ca7022 (a FIN landing while the relay held bytes for a slow peer)
 // was one such scenario, met about once in 100; this looks for the next. RELAY_SCENARIOS=N plays more.
-
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import fc from 'fast-check';
 import t from 'tap';
+import { type ReadSpeed, type Received, readUntilClose } from './helpers/clients.js';
 import { muxConfig, route } from './helpers/config.js';
 import { fdCount, fdsBackTo, startMux } from './helpers/mux.js';
 import { listen, sha256 } from './helpers/servers.js';
 
 /** When a side sends its bytes and its FIN: at once; after the peer's FIN; bytes at once, FIN after. */
 type Fin = 'first' | 'after-peer' | 'write-then-wait';
-/** How a side reads: as fast as it can; one chunk per loop turn; one chunk per millisecond. */
-type Speed = 'fast' | 'slow' | 'slower';
 interface Side {
   size: number;
   fin: Fin;
-  speed: Speed;
+  speed: ReadSpeed;
   /** Reads nothing for this long at the start: the relay's buffers toward it fill up. */
   stallMs: number;
-}
-interface Seen {
-  bytes: Buffer;
-  ended: boolean;
 }
 
 const SCENARIOS = Number(process.env.RELAY_SCENARIOS ?? 150);
@@ -34,7 +28,7 @@ const GUARD_MS = 60_000;
 const side: fc.Arbitrary<Side> = fc.record({
   size: fc.constantFrom(0, 1, 1000, 70_000, 1 << 20, 4 << 20),
   fin: fc.constantFrom<Fin>('first', 'after-peer', 'write-then-wait'),
-  speed: fc.constantFrom<Speed>('fast', 'slow', 'slower'),
+  speed: fc.constantFrom<ReadSpeed>('fast', 'slow', 'slower'),
   stallMs: fc.constantFrom(0, 0, 20, 200),
 });
 // Someone has to finish first, or both wait for the other's FIN by design.
@@ -47,30 +41,19 @@ const scenario = fc
   );
 
 /** Plays one side on a connected socket; resolves with what it received once the socket closes. */
-function play(sock: net.Socket, spec: Side, body: Buffer, received: Buffer[]): Promise<Seen> {
-  return new Promise((resolve) => {
-    let ended = false;
-    sock.on('error', () => {});
-    sock.on('data', (b: Buffer) => {
-      received.push(b);
-      if (spec.speed === 'fast') return;
-      sock.pause();
-      if (spec.speed === 'slow') setImmediate(() => sock.resume());
-      else setTimeout(() => sock.resume(), 1);
-    });
-    sock.on('end', () => {
-      ended = true;
-      if (spec.fin === 'after-peer') sock.end(body);
-      else if (spec.fin === 'write-then-wait') sock.end();
-    });
-    sock.on('close', () => resolve({ bytes: Buffer.concat(received), ended }));
-    if (spec.fin === 'first') sock.end(body);
-    else if (spec.fin === 'write-then-wait') sock.write(body);
-    if (spec.stallMs > 0) {
-      sock.pause();
-      setTimeout(() => sock.resume(), spec.stallMs);
-    }
+function play(sock: net.Socket, spec: Side, body: Buffer, received: Buffer[]): Promise<Received> {
+  const seen = readUntilClose(sock, spec.speed, received);
+  sock.on('end', () => {
+    if (spec.fin === 'after-peer') sock.end(body);
+    else if (spec.fin === 'write-then-wait') sock.end();
   });
+  if (spec.fin === 'first') sock.end(body);
+  else if (spec.fin === 'write-then-wait') sock.write(body);
+  if (spec.stallMs > 0) {
+    sock.pause();
+    setTimeout(() => sock.resume(), spec.stallMs);
+  }
+  return seen;
 }
 
 t.test('random relays: every byte both ways, in order, then both FINs', async (t) => {
@@ -90,7 +73,7 @@ t.test('random relays: every byte both ways, in order, then both FINs', async (t
       const atBackend: Buffer[] = [];
       const atClient: Buffer[] = [];
       const socks: net.Socket[] = [];
-      const backendSeen = new Promise<Seen>((resolve) => {
+      const backendSeen = new Promise<Received>((resolve) => {
         accepted = (s) => {
           socks.push(s);
           resolve(play(s, backend, down, atBackend));
@@ -98,7 +81,7 @@ t.test('random relays: every byte both ways, in order, then both FINs', async (t
       });
       const c = net.connect({ port: mux.port, host: '127.0.0.1', allowHalfOpen: true });
       socks.push(c);
-      const clientSeen = new Promise<Seen>((resolve) =>
+      const clientSeen = new Promise<Received>((resolve) =>
         c.once('connect', () => {
           c.write(head);
           resolve(play(c, client, up, atClient));

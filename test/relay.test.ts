@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import t from 'tap';
-import { exchange } from './helpers/clients.js';
+import { exchange, type Received, readUntilClose } from './helpers/clients.js';
 import { muxConfig, route, table } from './helpers/config.js';
 import { connectionLine, startMux } from './helpers/mux.js';
 import { listen, sha256, startEcho, startRecorder } from './helpers/servers.js';
@@ -36,23 +36,9 @@ t.test('a slow reader that sent its FIN first still gets the whole reply, then t
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const mux = await startMux(t, muxConfig(route('slow', port)));
   for (let round = 0; round < 5; round++) {
-    const got = await new Promise<{ bytes: Buffer; ended: boolean }>((resolve) => {
-      const c = net.connect({ port: mux.port, host: '127.0.0.1', allowHalfOpen: true });
-      const chunks: Buffer[] = [];
-      let ended = false;
-      c.on('error', () => {});
-      c.on('connect', () => c.end('\xffsend me the file\n', 'latin1'));
-      // One read per turn of the loop: the relay's buffer toward the client stays full most of the time.
-      c.on('data', (b: Buffer) => {
-        chunks.push(b);
-        c.pause();
-        setImmediate(() => c.resume());
-      });
-      c.on('end', () => {
-        ended = true;
-      });
-      c.on('close', () => resolve({ bytes: Buffer.concat(chunks), ended }));
-    });
+    const c = net.connect({ port: mux.port, host: '127.0.0.1', allowHalfOpen: true });
+    c.on('connect', () => c.end('\xffsend me the file\n', 'latin1'));
+    const got = await readUntilClose(c, 'slow');
     t.equal(got.bytes.length, reply.length, `round ${round}: every byte of the reply`);
     t.equal(sha256(got.bytes), sha256(reply), `round ${round}: in order`);
     t.ok(got.ended, `round ${round}: closed with the backend's FIN`);
@@ -63,26 +49,10 @@ t.test('a slow backend that sent its FIN first still gets the whole upload, then
   // The other way round: the client's FIN lands while the relay holds bytes the backend has not taken
   // yet, after the backend's own FIN was passed on, so the client socket has hung up both ways.
   const upload = randomBytes(8 << 20);
-  const received: Promise<{ bytes: Buffer; ended: boolean }>[] = [];
+  const received: Promise<Received>[] = [];
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    s.on('error', () => {});
     s.end(); // nothing to say: FIN at once
-    received.push(
-      new Promise((resolve) => {
-        const chunks: Buffer[] = [];
-        let ended = false;
-        // One read per turn of the loop: the relay's buffer toward the backend stays full.
-        s.on('data', (b: Buffer) => {
-          chunks.push(b);
-          s.pause();
-          setImmediate(() => s.resume());
-        });
-        s.on('end', () => {
-          ended = true;
-        });
-        s.on('close', () => resolve({ bytes: Buffer.concat(chunks), ended }));
-      }),
-    );
+    received.push(readUntilClose(s, 'slow'));
   });
   const port = await listen(server);
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));

@@ -108,3 +108,35 @@ export function tlsThrough(
     });
   });
 }
+
+/** How a reader takes its bytes: as they come; one chunk per turn of the loop; one chunk per millisecond. */
+export type ReadSpeed = 'fast' | 'slow' | 'slower';
+
+export interface Received {
+  bytes: Buffer;
+  /** The peer's FIN arrived (not only a close or a reset). */
+  ended: boolean;
+}
+
+/**
+ * Reads `sock` at `speed` until it closes. A slow reader keeps the relay's buffer toward it full, so
+ * the relay parks bytes and stops reading the other side. `chunks` fills as bytes come (for a report
+ * of how far a stalled exchange got).
+ */
+export function readUntilClose(sock: net.Socket, speed: ReadSpeed, chunks: Buffer[] = []): Promise<Received> {
+  return new Promise((resolve) => {
+    let ended = false;
+    sock.on('error', () => {});
+    sock.on('data', (b: Buffer) => {
+      chunks.push(b);
+      if (speed === 'fast') return;
+      sock.pause();
+      if (speed === 'slow') setImmediate(() => sock.resume());
+      else setTimeout(() => sock.resume(), 1);
+    });
+    sock.on('end', () => {
+      ended = true;
+    });
+    sock.on('close', () => resolve({ bytes: Buffer.concat(chunks), ended }));
+  });
+}

@@ -6,6 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { muxConfig, route, table } from '../helpers/config.js';
 import { startMux } from '../helpers/mux.js';
 import { missing, program, run, startDaemon, tempDir } from '../helpers/programs.js';
 
@@ -71,20 +72,12 @@ t.test(
 
     const mux = await startMux(
       t,
-      `listen = ["127.0.0.1:0"]
-listen_udp = ["127.0.0.1:0"]
-[timeouts]
-drain = "1s"
-[[route]]
-name = "vpn-udp"
-protocol = "openvpn"
-transport = "udp"
-backend = "127.0.0.1:1194"
-[[route]]
-name = "wg"
-protocol = "wireguard"
-backend = "127.0.0.1:51820"
-`,
+      muxConfig(
+        'listen_udp = ["127.0.0.1:0"]',
+        table('timeouts', { drain: '1s' }),
+        route('vpn-udp', 1194, { protocol: 'openvpn', transport: 'udp' }),
+        route('wg', 51820, { protocol: 'wireguard' }),
+      ),
       [],
       ['ip', 'netns', 'exec', ns],
     );
